@@ -1,0 +1,122 @@
+// Command fusevm-agent is the guest's /init. It mounts the pseudo
+// filesystems, says hello to the host on the events port, receives the plan
+// (scenario scripts and the kernel's claims), runs each scenario with the
+// interpreter, marks scenario boundaries on the kernel console (so the
+// host's splat scanner can attribute a splat), reports results, and powers
+// the VM off.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fusevm/events"
+	"fusevm/scenarios/interp"
+	"fusevm/scenarios/script"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	err := run()
+	if err != nil {
+		kmsg("fusevm: agent error: " + err.Error())
+		fmt.Fprintln(os.Stderr, "fusevm-agent:", err)
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+func run() error {
+	if err := mountAll(); err != nil {
+		return err
+	}
+	port, err := openPort()
+	if err != nil {
+		return err
+	}
+	w := events.NewWriter(port)
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	w.Write(events.Event{Time: time.Now(), Kind: events.Hello, Detail: unix.ByteSliceToString(uts.Release[:])})
+	var plan events.Plan
+	if err := events.NewReader(port).Read(&plan); err != nil {
+		return fmt.Errorf("read plan: %w", err)
+	}
+	claims := map[string]bool{}
+	for _, c := range plan.Claims {
+		claims[c] = true
+	}
+	for _, sc := range plan.Scenarios {
+		emit := func(ev events.Event) {
+			ev.Time, ev.Scenario = time.Now(), sc.Name
+			w.Write(ev)
+		}
+		emit(events.Event{Kind: events.ScenarioStart})
+		kmsg("fusevm: scenario " + sc.Name + " start")
+		res := runScenario(sc, claims, emit)
+		kmsg("fusevm: scenario " + sc.Name + " end")
+		emit(events.Event{Kind: events.ScenarioEnd, Verdict: res.Verdict, Detail: res.Detail})
+	}
+	w.Write(events.Event{Time: time.Now(), Kind: events.Done})
+	return nil
+}
+
+func runScenario(sc events.ScenarioSpec, claims map[string]bool, emit func(events.Event)) interp.Result {
+	s, err := script.Parse(sc.Name, sc.Name, sc.Script)
+	if err != nil {
+		return interp.Result{Verdict: "FAIL", Detail: "script: " + err.Error()}
+	}
+	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Daemon: "/bin/fusetestd", Emit: emit})
+}
+
+func mountAll() error {
+	mounts := []struct{ src, dst, fstype string }{
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"tmpfs", "/tmp", "tmpfs"},
+		{"tmpfs", "/run", "tmpfs"},
+		{"fusectl", "/sys/fs/fuse/connections", "fusectl"},
+	}
+	for _, m := range mounts {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fstype, 0, ""); err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
+		}
+	}
+	return nil
+}
+
+// openPort finds the virtio-serial port named events.PortName.
+func openPort() (*os.File, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, n := range names {
+			data, _ := os.ReadFile(n)
+			if strings.TrimSpace(string(data)) == events.PortName {
+				return os.OpenFile("/dev/"+filepath.Base(filepath.Dir(n)), os.O_RDWR, 0)
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("virtio port %s not found", events.PortName)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kmsg writes a line to the kernel log, so it lands on the console between
+// the kernel's own messages.
+func kmsg(line string) {
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	f.WriteString(line + "\n")
+	f.Close()
+}

@@ -1,0 +1,148 @@
+// Package report turns per-scenario outcomes into verdicts and writes them:
+// results.json (stable schema), a text summary table and the exit code.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Verdict is the outcome class of one scenario run.
+type Verdict string
+
+// Verdicts, as in the design brief.
+const (
+	Pass  Verdict = "PASS"
+	Fail  Verdict = "FAIL"
+	Crash Verdict = "CRASH" // panic, oops or any kernel splat
+	Hang  Verdict = "HANG"  // a timeout
+	Skip  Verdict = "SKIP"  // build or apply failure, missing feature
+	Infra Verdict = "INFRA" // QEMU or host problem
+)
+
+// SchemaVersion is bumped on any incompatible change of results.json.
+const SchemaVersion = 1
+
+// Result is one scenario on one kernel variant.
+type Result struct {
+	// Kernel is the source spec, e.g. "debian:7.3".
+	Kernel string `json:"kernel"`
+	// Variant names the patch set: "baseline", "v2", "v2[:1]"...
+	Variant  string  `json:"variant"`
+	Scenario string  `json:"scenario"`
+	Verdict  Verdict `json:"verdict"`
+	// Expected is the verdict the claims (or a known issue) call for.
+	Expected   Verdict `json:"expected"`
+	AsExpected bool    `json:"as_expected"`
+	// KnownIssue is the reason of a known-issue annotation, if one applied.
+	KnownIssue string `json:"known_issue,omitempty"`
+	// Reason explains a non-PASS verdict in one line.
+	Reason string `json:"reason,omitempty"`
+	// Splat is the first kernel splat's title, if any.
+	Splat      string        `json:"splat,omitempty"`
+	SplatText  string        `json:"splat_text,omitempty"`
+	Accel      string        `json:"accel,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+	ConsoleLog string        `json:"console_log,omitempty"`
+}
+
+// Kernel describes one built kernel variant in a run.
+type Kernel struct {
+	Spec     string   `json:"spec"`
+	Variant  string   `json:"variant"`
+	Identity string   `json:"identity"`
+	Version  string   `json:"version"`
+	Patches  []string `json:"patches"`
+	Claims   []string `json:"claims"`
+	Key      string   `json:"build_key,omitempty"`
+	Cached   bool     `json:"build_cached"`
+	// BuildError is set when the variant did not build or apply.
+	BuildError string `json:"build_error,omitempty"`
+}
+
+// Run is the content of results.json.
+type Run struct {
+	Schema   int       `json:"schema"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Kernels  []Kernel  `json:"kernels"`
+	Results  []Result  `json:"results"`
+}
+
+// Settle fills Expected/AsExpected from the expected verdict and an optional
+// known-issue annotation (whose verdict then replaces the expectation).
+func (r *Result) Settle(expected Verdict, knownVerdict Verdict, knownReason string) {
+	r.Expected = expected
+	if knownVerdict != "" {
+		r.Expected = knownVerdict
+		r.KnownIssue = knownReason
+	}
+	r.AsExpected = r.Verdict == r.Expected
+}
+
+// WriteJSON writes results.json atomically.
+func (run *Run) WriteJSON(path string) error {
+	run.Schema = SchemaVersion
+	data, err := json.MarshalIndent(run, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// AllAsExpected reports whether every result met its expectation.
+func (run *Run) AllAsExpected() bool {
+	for _, r := range run.Results {
+		if !r.AsExpected {
+			return false
+		}
+	}
+	return len(run.Results) > 0
+}
+
+// Cell renders a verdict with its expectation: "PASS", "FAIL (expected)",
+// "PASS (UNEXPECTED, want FAIL)", "CRASH (known: reason)".
+func (r *Result) Cell() string {
+	switch {
+	case r.KnownIssue != "" && r.AsExpected:
+		return fmt.Sprintf("%s (known issue)", r.Verdict)
+	case r.KnownIssue != "":
+		return fmt.Sprintf("%s (UNEXPECTED: known issue %s no longer reproduces)", r.Verdict, r.Expected)
+	case r.AsExpected:
+		return fmt.Sprintf("%s (expected)", r.Verdict)
+	default:
+		return fmt.Sprintf("%s (UNEXPECTED, want %s)", r.Verdict, r.Expected)
+	}
+}
+
+// WriteSummary prints one line per result and then the unexpected ones
+// with their reasons.
+func (run *Run) WriteSummary(w io.Writer) {
+	res := run.Results
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "KERNEL\tVARIANT\tSCENARIO\tRESULT")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kernel, r.Variant, r.Scenario, r.Cell())
+	}
+	tw.Flush()
+	var notes []string
+	for _, r := range res {
+		if r.Reason != "" && (!r.AsExpected || r.Verdict != Pass) {
+			notes = append(notes, fmt.Sprintf("  %s %s %s: %s", r.Kernel, r.Variant, r.Scenario, r.Reason))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "\nreasons:")
+		fmt.Fprintln(w, strings.Join(notes, "\n"))
+	}
+}

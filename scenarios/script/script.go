@@ -1,0 +1,392 @@
+// Package script is the scenario language: plain text, one step per line,
+// parsed on the host (so a malformed script fails before any boot, with
+// file:line and the reason) and executed in the guest by the agent.
+//
+// A script has header lines ("key: value") followed by steps:
+//
+//	# comment
+//	needs: same_inode_reuse            claims the scenario depends on
+//	timeout: 60s                       guest-side limit for the scenario
+//
+//	backing 16M                        op, then arguments
+//	open h1 a.txt => ok                "=> outcome": what the step must give
+//	open h2 a.txt => same_inode_reuse ? ok : EIO
+//	repeat 50                          blocks end with "end"
+//	  ...
+//	end
+//	race 5s                            threads loop their steps concurrently
+//	  thread
+//	    ...
+//	  end
+//	end
+//
+// An outcome is ok, an errno name (EIO, EPERM, ...), or a quoted string
+// (the bytes a read must return). A conditional outcome picks by a claim of
+// the kernel under test. Without "=>", a step must give ok. Arguments are
+// words or double-quoted strings (Go escapes); "$name" refers to a value a
+// previous step stored with as=name.
+//
+// This package is a leaf shared by host and guest.
+package script
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Script is a parsed scenario.
+type Script struct {
+	Name    string
+	File    string
+	Needs   []string
+	Timeout time.Duration
+	// Description is a one-line summary for reports.
+	Description string
+	Steps       []*Step
+}
+
+// Step is one line of a script, or a block (repeat, race, thread).
+type Step struct {
+	Line int
+	Op   string
+	Args []string
+	// Expect is the required outcome; nil means ok.
+	Expect *Outcome
+	// Body holds the steps of a block op.
+	Body []*Step
+}
+
+// Outcome is what a step must give: Value if there is no Claim; otherwise
+// IfClaim when the kernel claims Claim, else Else.
+type Outcome struct {
+	Claim   string
+	IfClaim string
+	Else    string
+}
+
+// Resolve returns the concrete outcome for a kernel with the given claims.
+func (o *Outcome) Resolve(claims map[string]bool) string {
+	if o == nil {
+		return "ok"
+	}
+	if o.Claim == "" || claims[o.Claim] {
+		return o.IfClaim
+	}
+	return o.Else
+}
+
+// Arg is the validation kind of an operand.
+type Arg int
+
+// Operand kinds.
+const (
+	Word     Arg = iota // any word or string
+	Handle              // a file handle name
+	Path                // a path relative to the backing dir
+	Size                // 16M, 4096, 1G
+	Count               // a positive integer
+	Duration            // 100ms, 5s
+	Value               // a quoted string or $var
+	Flag                // key=value or a bare flag, zero or more (must be last)
+)
+
+// OpSpec describes one op: its operands and whether it opens a block.
+type OpSpec struct {
+	Args  []Arg
+	Block bool
+	// Help is a short description for the README and errors.
+	Help string
+}
+
+// Ops is the language. The guest interpreter implements exactly these.
+var Ops = map[string]OpSpec{
+	"backing":     {Args: []Arg{Size}, Help: "mount a fresh tmpfs of SIZE for the backing files"},
+	"file":        {Args: []Arg{Path, Value}, Help: "create a backing file with CONTENT"},
+	"mount":       {Args: []Arg{Flag}, Help: "start the keeper and a first daemon generation (flags: recovery=, id-per-open, inode-cache, no-passthrough)"},
+	"open":        {Args: []Arg{Handle, Path, Flag}, Help: "open PATH on the FUSE mount as HANDLE (flags: rw, create)"},
+	"read":        {Args: []Arg{Handle, Value}, Help: "pread len(CONTENT) bytes at 0 and compare"},
+	"write":       {Args: []Arg{Handle, Value}, Help: "pwrite CONTENT at 0"},
+	"close":       {Args: []Arg{Handle}, Help: "close HANDLE"},
+	"served":      {Args: []Arg{Word, Count}, Help: "the current daemon generation served exactly N requests of OPCODE (e.g. READ)"},
+	"crash":       {Help: "SIGKILL the daemon and wait for it to die"},
+	"restart":     {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount)"},
+	"umount":      {Help: "stop the daemon and keeper and unmount the FUSE mount"},
+	"sleep":       {Args: []Arg{Duration}, Help: "pause"},
+	"repeat":      {Args: []Arg{Count}, Block: true, Help: "run the block N times"},
+	"race":        {Args: []Arg{Duration}, Block: true, Help: "run the thread blocks concurrently, each in a loop, for DURATION"},
+	"thread":      {Block: true, Help: "one looping thread of a race"},
+	"passthrough": {Help: "the connection negotiated FUSE passthrough"},
+}
+
+// Headers are the accepted header keys.
+var Headers = map[string]bool{"needs": true, "timeout": true, "description": true}
+
+// ErrnoRe matches errno outcome names.
+var ErrnoRe = regexp.MustCompile(`^E[A-Z0-9]+$`)
+
+var (
+	handleRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	claimRe  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	sizeRe   = regexp.MustCompile(`^[0-9]+[KMG]?$`)
+)
+
+// Error is a parse error at file:line.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Parse parses a script; name is the scenario name, file is used in errors.
+func Parse(name, file, text string) (*Script, error) {
+	s := &Script{Name: name, File: file, Timeout: 60 * time.Second}
+	type frame struct {
+		step *Step
+		body *[]*Step
+	}
+	stack := []frame{{body: &s.Steps}}
+	inHeader := true
+	for i, raw := range strings.Split(text, "\n") {
+		ln := i + 1
+		fail := func(format string, a ...any) error {
+			return &Error{File: file, Line: ln, Msg: fmt.Sprintf(format, a...)}
+		}
+		line := stripComment(raw)
+		if line == "" {
+			continue
+		}
+		if inHeader {
+			if k, v, ok := strings.Cut(line, ":"); ok && !strings.ContainsAny(k, " \t\"") {
+				if !Headers[k] {
+					return nil, fail("unknown header %q (want needs, timeout or description)", k)
+				}
+				v = strings.TrimSpace(v)
+				switch k {
+				case "needs":
+					for _, c := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+						if !claimRe.MatchString(c) {
+							return nil, fail("bad claim name %q", c)
+						}
+						s.Needs = append(s.Needs, c)
+					}
+				case "timeout":
+					d, err := time.ParseDuration(v)
+					if err != nil || d <= 0 {
+						return nil, fail("bad timeout %q", v)
+					}
+					s.Timeout = d
+				case "description":
+					s.Description = v
+				}
+				continue
+			}
+			inHeader = false
+		}
+		words, expect, err := splitLine(line)
+		if err != nil {
+			return nil, fail("%v", err)
+		}
+		op := words[0]
+		if op == "end" {
+			if len(words) > 1 || expect != "" {
+				return nil, fail("end takes nothing")
+			}
+			if len(stack) == 1 {
+				return nil, fail("end without an open block")
+			}
+			top := stack[len(stack)-1]
+			if len(top.step.Body) == 0 {
+				return nil, fail("empty %s block (opened at line %d)", top.step.Op, top.step.Line)
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		spec, ok := Ops[op]
+		if !ok {
+			return nil, fail("unknown step %q", op)
+		}
+		st := &Step{Line: ln, Op: op, Args: words[1:]}
+		if err := checkArgs(spec, st.Args); err != nil {
+			return nil, fail("%s: %v", op, err)
+		}
+		if expect != "" {
+			if spec.Block {
+				return nil, fail("%s is a block and takes no outcome", op)
+			}
+			if st.Expect, err = parseOutcome(expect); err != nil {
+				return nil, fail("%v", err)
+			}
+		}
+		parent := stack[len(stack)-1]
+		if op == "thread" && (parent.step == nil || parent.step.Op != "race") {
+			return nil, fail("thread outside a race block")
+		}
+		if parent.step != nil && parent.step.Op == "race" && op != "thread" {
+			return nil, fail("a race block holds only thread blocks")
+		}
+		*parent.body = append(*parent.body, st)
+		if spec.Block {
+			stack = append(stack, frame{step: st, body: &st.Body})
+		}
+	}
+	if len(stack) > 1 {
+		top := stack[len(stack)-1]
+		return nil, &Error{File: file, Line: top.step.Line, Msg: fmt.Sprintf("%s block is never closed with end", top.step.Op)}
+	}
+	if len(s.Steps) == 0 {
+		return nil, &Error{File: file, Line: 1, Msg: "script has no steps"}
+	}
+	return s, nil
+}
+
+func stripComment(line string) string {
+	inQ := false
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++
+		case '"':
+			inQ = !inQ
+		case '#':
+			if !inQ {
+				return strings.TrimSpace(line[:i])
+			}
+		}
+	}
+	return strings.TrimSpace(line)
+}
+
+// splitLine splits a step into words (quoted strings unquoted) and the raw
+// text after "=>".
+func splitLine(line string) ([]string, string, error) {
+	var words []string
+	expect := ""
+	for i := 0; i < len(line); {
+		switch c := line[i]; {
+		case c == ' ' || c == '\t':
+			i++
+		case strings.HasPrefix(line[i:], "=>"):
+			expect = strings.TrimSpace(line[i+2:])
+			if expect == "" {
+				return nil, "", fmt.Errorf("=> needs an outcome")
+			}
+			i = len(line)
+		case c == '"':
+			j := i + 1
+			for ; j < len(line) && line[j] != '"'; j++ {
+				if line[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(line) {
+				return nil, "", fmt.Errorf("unterminated string")
+			}
+			w, err := strconv.Unquote(line[i : j+1])
+			if err != nil {
+				return nil, "", fmt.Errorf("bad string %s", line[i:j+1])
+			}
+			words = append(words, "\x00"+w) // mark as quoted
+			i = j + 1
+		default:
+			j := i
+			for j < len(line) && line[j] != ' ' && line[j] != '\t' {
+				j++
+			}
+			words = append(words, line[i:j])
+			i = j
+		}
+	}
+	if len(words) == 0 || strings.HasPrefix(words[0], "\x00") {
+		return nil, "", fmt.Errorf("a step starts with an op name")
+	}
+	return words, expect, nil
+}
+
+// IsQuoted reports whether an argument was written as a string literal, and
+// returns its text.
+func IsQuoted(arg string) (string, bool) {
+	if strings.HasPrefix(arg, "\x00") {
+		return arg[1:], true
+	}
+	return arg, false
+}
+
+func checkArgs(spec OpSpec, args []string) error {
+	fixed := spec.Args
+	variadic := len(fixed) > 0 && fixed[len(fixed)-1] == Flag
+	if variadic {
+		fixed = fixed[:len(fixed)-1]
+	}
+	if len(args) < len(fixed) || (!variadic && len(args) > len(fixed)) {
+		return fmt.Errorf("want %d operand(s), got %d", len(fixed), len(args))
+	}
+	for i, a := range args {
+		kind := Flag
+		if i < len(fixed) {
+			kind = fixed[i]
+		}
+		text, quoted := IsQuoted(a)
+		bad := false
+		switch kind {
+		case Handle:
+			bad = quoted || !handleRe.MatchString(text)
+		case Path:
+			bad = text == "" || strings.HasPrefix(text, "/") || strings.Contains(text, "..")
+		case Size:
+			bad = quoted || !sizeRe.MatchString(text)
+		case Count:
+			n, err := strconv.Atoi(text)
+			bad = quoted || err != nil || n < 0
+		case Duration:
+			d, err := time.ParseDuration(text)
+			bad = quoted || err != nil || d <= 0
+		case Value:
+			bad = !quoted && !strings.HasPrefix(text, "$")
+		case Flag:
+			bad = quoted
+		}
+		if bad {
+			return fmt.Errorf("operand %d %q is not a valid %s", i+1, text, argNames[kind])
+		}
+	}
+	return nil
+}
+
+var argNames = map[Arg]string{Word: "word", Handle: "handle name", Path: "relative path", Size: "size (e.g. 16M)", Count: "count", Duration: "duration (e.g. 5s)", Value: "quoted string or $var", Flag: "flag"}
+
+func parseOutcome(s string) (*Outcome, error) {
+	if claim, rest, ok := strings.Cut(s, "?"); ok {
+		a, b, ok := strings.Cut(rest, ":")
+		claim, a, b = strings.TrimSpace(claim), strings.TrimSpace(a), strings.TrimSpace(b)
+		if !ok || !claimRe.MatchString(claim) {
+			return nil, fmt.Errorf("conditional outcome must be CLAIM ? OUTCOME : OUTCOME")
+		}
+		for _, x := range []string{a, b} {
+			if err := checkOutcome(x); err != nil {
+				return nil, err
+			}
+		}
+		return &Outcome{Claim: claim, IfClaim: a, Else: b}, nil
+	}
+	if err := checkOutcome(s); err != nil {
+		return nil, err
+	}
+	return &Outcome{IfClaim: s}, nil
+}
+
+func checkOutcome(s string) error {
+	if s == "ok" || ErrnoRe.MatchString(s) {
+		return nil
+	}
+	if strings.HasPrefix(s, "\"") {
+		if _, err := strconv.Unquote(s); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("bad outcome %q (want ok, an errno like EIO, or a quoted string)", s)
+}
