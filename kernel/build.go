@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -351,6 +352,7 @@ func compile(ctx context.Context, src, outDir string, jobs int, env []string, lo
 	defer lf.Close()
 	cmd := exec.CommandContext(ctx, "make", "-C", src, "O="+outDir, "CC=ccache gcc", fmt.Sprintf("-j%d", jobs), "bzImage")
 	cmd.Env = append(os.Environ(), env...)
+	killGroupOnCancel(cmd)
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = pw
@@ -424,4 +426,11 @@ func (t *tail) String() string {
 		b.WriteString(l + "\n")
 	}
 	return b.String()
+}
+
+// killGroupOnCancel runs cmd in its own process group and kills the whole
+// group (make and every compiler it started) when the context is done.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }

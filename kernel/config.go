@@ -187,6 +187,7 @@ func Configure(ctx context.Context, srcDir, outDir string, want []Option, env []
 func runMake(ctx context.Context, srcDir, outDir string, env []string, target string) error {
 	cmd := exec.CommandContext(ctx, "make", "-s", "-C", srcDir, "O="+outDir, target)
 	cmd.Env = append(os.Environ(), env...)
+	killGroupOnCancel(cmd)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("make %s: %v: %s", target, err, lastLine(out))

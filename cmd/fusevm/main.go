@@ -1,0 +1,72 @@
+// Command fusevm validates FUSE passthrough kernel patches in QEMU: it
+// builds a kernel with a patch series applied, boots it with the guest
+// agent and test daemon, runs crash/restart scenarios and reports a verdict
+// per scenario. See README.md for the commands, flags and exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0 // every result as expected
+	exitFail  = 1 // some result unexpected, or an error
+	exitUsage = 2 // bad flags or arguments
+)
+
+// usageError marks errors that exit with exitUsage.
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+const usage = `usage: fusevm <command> [flags]
+
+commands:
+  run        build one kernel variant, boot it, run scenarios, report
+  scenarios  list the built-in scenarios, or check scripts (fusevm scenarios FILE.fvm...)
+
+Run "fusevm <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return exitUsage
+	}
+	var err error
+	var code int
+	switch args[0] {
+	case "run":
+		code, err = cmdRun(ctx, args[1:])
+	case "scenarios":
+		code, err = cmdScenarios(args[1:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return exitOK
+	default:
+		err = usagef("unknown command %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fusevm:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFail
+	}
+	return code
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fusevm/execute"
+	"fusevm/initramfs"
+	"fusevm/kernel"
+	"fusevm/report"
+	"fusevm/scenarios"
+	"fusevm/vmtest"
+)
+
+// common holds the flags shared by the commands that build and boot.
+type common struct {
+	cache   string
+	configs string
+	accel   string
+	jobs    int
+	verbose bool
+	out     string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.cache, "cache", kernel.DefaultCacheDir(), "cache directory (sources, builds, ccache, images)")
+	fs.StringVar(&c.configs, "config", "base", "comma-separated config fragments: names in configs/kernel/ or paths")
+	fs.StringVar(&c.accel, "accel", "auto", "QEMU accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	fs.IntVar(&c.jobs, "j", 0, "make -j for kernel builds (default: CPUs+1)")
+	fs.BoolVar(&c.verbose, "v", false, "stream the serial console")
+	fs.StringVar(&c.out, "out", "", "results directory (default results/<time>)")
+}
+
+// fragments resolves --config into fragment paths.
+func (c *common) fragments(root string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(c.configs, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		p := n
+		if !strings.ContainsAny(n, "/.") {
+			p = filepath.Join(root, "configs", "kernel", n+".config")
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, usagef("config fragment %q: %v", n, err)
+		}
+		if _, err := kernel.ParseFragment(p); err != nil {
+			return nil, usageError{err}
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, usagef("--config: no fragments")
+	}
+	return out, nil
+}
+
+func (c *common) outDir() (string, error) {
+	dir := c.out
+	if dir == "" {
+		dir = filepath.Join("results", time.Now().Format("20060102-150405"))
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// variant is one kernel build to boot: a source, a series and its claims.
+type variant struct {
+	spec   string
+	name   string // "baseline", "v2", ...
+	series string // path, "" for the baseline
+	claims []string
+}
+
+// runVariant builds, boots and judges one variant. A source, apply or
+// build failure yields SKIP results (not an error), so a matrix goes on.
+func runVariant(ctx context.Context, c *common, v variant, ss []scenarios.Scenario, root, outDir string, p *progress) (report.Kernel, []report.Result, error) {
+	kinfo := report.Kernel{Spec: v.spec, Variant: v.name, Claims: v.claims}
+	claims := map[string]bool{}
+	for _, cl := range v.claims {
+		claims[cl] = true
+	}
+	skipAll := func(reason string) []report.Result {
+		var rs []report.Result
+		for _, s := range ss {
+			r := report.Result{Kernel: v.spec, Variant: v.name, Scenario: s.Name, Verdict: report.Skip, Reason: reason}
+			r.Settle(scenarios.Expected(s.Script, claims), "", "")
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	frags, err := c.fragments(root)
+	if err != nil {
+		return kinfo, nil, err
+	}
+	cache := &kernel.Cache{Root: c.cache}
+	tree, err := kernel.Resolve(ctx, cache, v.spec, p)
+	if err != nil {
+		if errors.Is(err, kernel.ErrBadSpec) {
+			return kinfo, nil, usageError{err}
+		}
+		return kinfo, nil, err
+	}
+	kinfo.Identity, kinfo.Version = tree.Identity, tree.Version
+	var series *kernel.Series
+	if v.series != "" {
+		if series, err = kernel.LoadSeries(v.series); err != nil {
+			return kinfo, nil, usageError{err}
+		}
+		for _, pt := range series.Patches {
+			kinfo.Patches = append(kinfo.Patches, pt.Name)
+		}
+	}
+	art, err := kernel.Build(ctx, cache, kernel.BuildSpec{Tree: tree, Series: series, Fragments: frags, Jobs: c.jobs}, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return kinfo, nil, ctx.Err()
+		}
+		var ae *kernel.ApplyError
+		var be *kernel.BuildError
+		var ce *kernel.ConfigError
+		if errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &ce) {
+			kinfo.BuildError = err.Error()
+			p.Printf("%s %s: SKIP: %v", v.spec, v.name, err)
+			if be != nil && be.Tail != "" {
+				p.Printf("last lines of the build log:\n%s", be.Tail)
+			}
+			return kinfo, skipAll(err.Error()), nil
+		}
+		return kinfo, nil, err
+	}
+	kinfo.Key, kinfo.Cached = art.Key, art.Cached
+	if art.Cached {
+		p.Printf("==> kernel %s %s: cached (%s)", tree.Version, v.name, art.Key)
+	}
+	img, err := initramfs.Build(ctx, root, filepath.Join(c.cache), initramfs.DefaultPrograms)
+	if err != nil {
+		return kinfo, nil, err
+	}
+	accel, err := vmtest.ParseAccel(c.accel)
+	if err != nil {
+		return kinfo, nil, usageError{err}
+	}
+	var console io.Writer
+	if c.verbose {
+		console = os.Stderr
+	}
+	p.Stage(fmt.Sprintf("boot %s %s (%d scenarios)", tree.Version, v.name, len(ss)))
+	start := time.Now()
+	outc, err := execute.Run(ctx, execute.Job{
+		Kernel: art.BzImage, Initramfs: img, Scenarios: ss, Claims: v.claims,
+		OutDir: outDir, Console: console,
+		VMOptions: []vmtest.Option{vmtest.WithAccel(accel), vmtest.WithProbeCache(filepath.Join(c.cache, "kvm-probe.json")), vmtest.WithWorkDir(outDir)},
+	})
+	if err != nil {
+		return kinfo, nil, err
+	}
+	p.Done(fmt.Sprintf("boot %s %s under %s", tree.Version, v.name, outc.VM.Accel), time.Since(start))
+	for i := range outc.Results {
+		r := &outc.Results[i]
+		r.Kernel, r.Variant = v.spec, v.name
+		r.Settle(scenarios.Expected(ss[i].Script, claims), "", "")
+	}
+	return kinfo, outc.Results, nil
+}
+
+// cmdRun is "fusevm run": one kernel variant, its scenarios, a report.
+func cmdRun(ctx context.Context, args []string) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	spec := fs.String("kernel", "debian:7.3", "kernel source: debian:X.Y[=VER], dir:PATH, git:REPO[@REV], tarball:PATH or tarball:URL#sha256=HEX")
+	series := fs.String("series", "", "patch series: a directory of *.patch, a series file or an mbox (default: none, the baseline)")
+	name := fs.String("name", "", "variant name in reports (default: baseline, or the series directory's name)")
+	claimList := fs.String("claims", "", "comma-separated behaviours the series claims (scenario expectations follow from them)")
+	scen := fs.String("scenarios", "all", "comma-separated scenario names or .fvm paths, or all")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return exitUsage, usagef("run: unexpected argument %q", fs.Arg(0))
+	}
+	ss, err := scenarios.Load(strings.Split(*scen, ","))
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	root, err := initramfs.ModuleRoot()
+	if err != nil {
+		return exitFail, err
+	}
+	v := variant{spec: *spec, name: *name, series: *series}
+	if v.name == "" {
+		v.name = "baseline"
+		if v.series != "" {
+			v.name = filepath.Base(strings.TrimSuffix(v.series, "/"))
+		}
+	}
+	for _, cl := range strings.Split(*claimList, ",") {
+		if cl = strings.TrimSpace(cl); cl != "" {
+			v.claims = append(v.claims, cl)
+		}
+	}
+	outDir, err := c.outDir()
+	if err != nil {
+		return exitFail, err
+	}
+	p := newProgress(os.Stderr)
+	run := &report.Run{Started: time.Now()}
+	k, results, err := runVariant(ctx, &c, v, ss, root, outDir, p)
+	if err != nil {
+		return exitFail, err
+	}
+	run.Kernels = append(run.Kernels, k)
+	run.Results = append(run.Results, results...)
+	run.Finished = time.Now()
+	if err := run.WriteJSON(filepath.Join(outDir, "results.json")); err != nil {
+		return exitFail, err
+	}
+	run.WriteSummary(os.Stdout)
+	fmt.Printf("\nresults: %s\n", outDir)
+	if !run.AllAsExpected() {
+		return exitFail, nil
+	}
+	return exitOK, nil
+}

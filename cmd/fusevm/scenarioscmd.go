@@ -1,0 +1,35 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"fusevm/scenarios"
+)
+
+// cmdScenarios lists the built-in scenarios, or parses the given scripts
+// and reports the first error (for script authors).
+func cmdScenarios(args []string) (int, error) {
+	fs := flag.NewFlagSet("scenarios", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage, usagef("scenarios: %v", err)
+	}
+	names := fs.Args()
+	if len(names) == 0 {
+		names = []string{"all"}
+	}
+	ss, err := scenarios.Load(names)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	for _, s := range ss {
+		needs := "-"
+		if len(s.Needs) > 0 {
+			needs = fmt.Sprint(s.Needs)
+		}
+		fmt.Printf("%-28s needs %-30s %s\n", s.Name, needs, s.Description)
+	}
+	return exitOK, nil
+}
