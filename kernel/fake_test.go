@@ -33,11 +33,11 @@ func fakeTree(t *testing.T, known ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "linux")
 	files := map[string]string{
-		"Makefile":        fakeMakefile,
+		"Makefile":         fakeMakefile,
 		"arch/x86/Kconfig": "config X86\n",
-		"Kconfig.known":   strings.Join(append([]string{"64BIT"}, known...), "\n") + "\n",
-		"src.c":           "int main(void) { return 0; }\n",
-		"fs/fuse/dev.c":   "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\n",
+		"Kconfig.known":    strings.Join(append([]string{"64BIT"}, known...), "\n") + "\n",
+		"src.c":            "int main(void) { return 0; }\n",
+		"fs/fuse/dev.c":    "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)

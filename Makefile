@@ -1,0 +1,31 @@
+# fusevm: the two commands a newcomer needs are `make vmtest` and `make test`.
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+
+.PHONY: all deps build test unit vmtest bench clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	$(GO) build -o bin/fusevm ./cmd/fusevm
+
+# Unit tests, host daemon tests and one end-to-end VM test on the default kernel.
+test: deps
+	$(GO) test -count=1 -timeout 40m ./...
+
+# Unit tests only (no kernel build, no VM).
+unit:
+	$(GO) test -count=1 -short ./...
+
+# The main job: the default kernel, every scenario.
+vmtest: build
+	./bin/fusevm run --kernel debian:7.3
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./vmtest/ ./fusetestd/...
+
+clean:
+	rm -rf bin results

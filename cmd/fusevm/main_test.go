@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"fusevm/report"
+)
+
+var fusevmBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fusevm-cli-")
+	if err != nil {
+		panic(err)
+	}
+	fusevmBin = filepath.Join(dir, "fusevm")
+	if out, err := exec.Command("go", "build", "-o", fusevmBin, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fusevm runs the CLI and returns its exit code, stdout and stderr.
+func fusevm(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(fusevmBin, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.fvm")
+	os.WriteFile(bad, []byte("backing 16M\nopen h\n"), 0o644)
+	cache := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"run", "--kernel", "nosuch:1", "--cache", cache, "--out", t.TempDir()}, `unknown provider "nosuch"`},
+		{[]string{"run", "--kernel", "debian:seven", "--cache", cache, "--out", t.TempDir()}, "want debian:X.Y"},
+		{[]string{"run", "--scenarios", "no-such-scenario", "--cache", cache}, `unknown scenario "no-such-scenario"`},
+		{[]string{"run", "--scenarios", bad, "--cache", cache}, "bad.fvm:2: open: want 2 operand(s), got 1"},
+		{[]string{"run", "--config", "nosuch", "--kernel", "tarball:/nonexistent.tar.xz", "--cache", cache, "--out", t.TempDir()}, `config fragment "nosuch"`},
+		{[]string{"run", "--bogus-flag"}, "flag provided but not defined"},
+	}
+	for _, c := range cases {
+		code, _, stderr := fusevm(t, c.args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, code, exitUsage, stderr)
+		}
+		if !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: stderr %q lacks %q", c.args, stderr, c.want)
+		}
+	}
+}
+
+func TestBadSourceIsOneLineNonZero(t *testing.T) {
+	cache := t.TempDir()
+	junk := filepath.Join(t.TempDir(), "linux.tar.xz")
+	os.WriteFile(junk, []byte("not a tarball"), 0o644)
+	cases := []struct {
+		spec, want string
+	}{
+		{"tarball:" + junk, "is corrupt or not a kernel tarball"},
+		{"tarball:/nonexistent/linux.tar.xz", "no such file"},
+		{"tarball:https://example.invalid/linux.tar.xz", "a URL needs its digest"},
+		{"tarball:" + junk + "#sha256=" + strings.Repeat("0", 64), "sha256 mismatch"},
+		{"git:" + t.TempDir() + "@v1.0", "is not a git repository"},
+		{"dir:" + t.TempDir(), "is not a kernel tree"},
+	}
+	for _, c := range cases {
+		code, _, stderr := fusevm(t, "run", "--kernel", c.spec, "--cache", cache, "--out", t.TempDir(), "--scenarios", "smoke-passthrough")
+		if code == 0 || code > 127 {
+			t.Errorf("%s: exit %d", c.spec, code)
+		}
+		if !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%s: stderr %q: want one line containing %q", c.spec, stderr, c.want)
+		}
+	}
+	// Nothing half-written is left in the source cache.
+	entries, _ := os.ReadDir(filepath.Join(cache, "src"))
+	for _, e := range entries {
+		t.Errorf("cache holds %s after failures", e.Name())
+	}
+}
+
+func TestGitRevisionMissing(t *testing.T) {
+	repo := t.TempDir()
+	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatal(string(out))
+		}
+	}
+	code, _, stderr := fusevm(t, "run", "--kernel", "git:"+repo+"@no-such-rev", "--cache", t.TempDir(), "--out", t.TempDir())
+	if code != exitFail || !strings.Contains(stderr, `revision "no-such-rev" does not exist`) {
+		t.Errorf("exit %d stderr %q", code, stderr)
+	}
+}
+
+// TestEndToEndSmoke builds the default kernel (Debian's linux-source-7.3),
+// boots it under QEMU and runs smoke-passthrough; then runs again and
+// checks that the kernel came from the cache.
+func TestEndToEndSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end VM test skipped in -short mode")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root (apt into a private state dir, KVM probe)")
+	}
+	for i, wantCached := range []bool{false, true} {
+		out := t.TempDir()
+		code, stdout, stderr := fusevm(t, "run", "--kernel", "debian:7.3", "--scenarios", "smoke-passthrough", "--out", out)
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s", i, code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, "smoke-passthrough  PASS (expected)") {
+			t.Errorf("run %d: summary lacks the PASS line:\n%s", i, stdout)
+		}
+		var run report.Run
+		data, err := os.ReadFile(filepath.Join(out, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &run); err != nil {
+			t.Fatal(err)
+		}
+		if len(run.Results) != 1 || run.Results[0].Verdict != report.Pass || !run.Results[0].AsExpected {
+			t.Errorf("run %d: results %+v", i, run.Results)
+		}
+		if wantCached && !run.Kernels[0].Cached {
+			t.Errorf("run %d: kernel was rebuilt, want the cached one", i)
+		}
+		for _, f := range []string{"console.log", "events.jsonl"} {
+			if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+				t.Errorf("run %d: %s missing or empty", i, f)
+			}
+		}
+	}
+}
