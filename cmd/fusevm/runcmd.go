@@ -75,9 +75,34 @@ func (c *common) outDir() (string, error) {
 // variant is one kernel build to boot: a source, a series and its claims.
 type variant struct {
 	spec   string
-	name   string // "baseline", "v2", ...
+	name   string // "baseline", "v2", "v2[:1]"...
 	series string // path, "" for the baseline
+	// prefix applies only the first prefix patches; < 0 applies all.
+	prefix int
 	claims []string
+	known  []kernel.KnownIssue
+}
+
+// configName is "debug" when the debug fragment is in use, else "base";
+// known issues are keyed by it.
+func (c *common) configName() string {
+	for _, n := range strings.Split(c.configs, ",") {
+		if strings.Contains(filepath.Base(n), "debug") {
+			return "debug"
+		}
+	}
+	return "base"
+}
+
+// expectation is the verdict a scenario should give on v, and the reason
+// of a known issue that overrides the claims, if any.
+func (v *variant) expectation(c *common, s scenarios.Scenario, claims map[string]bool) (report.Verdict, report.Verdict, string) {
+	for _, k := range v.known {
+		if k.Scenario == s.Name && k.Config == c.configName() {
+			return scenarios.Expected(s.Script, claims), report.Verdict(k.Verdict), k.Reason
+		}
+	}
+	return scenarios.Expected(s.Script, claims), "", ""
 }
 
 // runVariant builds, boots and judges one variant. A source, apply or
@@ -92,7 +117,7 @@ func runVariant(ctx context.Context, c *common, v variant, ss []scenarios.Scenar
 		var rs []report.Result
 		for _, s := range ss {
 			r := report.Result{Kernel: v.spec, Variant: v.name, Scenario: s.Name, Verdict: report.Skip, Reason: reason}
-			r.Settle(scenarios.Expected(s.Script, claims), "", "")
+			r.Settle(v.expectation(c, s, claims))
 			rs = append(rs, r)
 		}
 		return rs
@@ -114,6 +139,12 @@ func runVariant(ctx context.Context, c *common, v variant, ss []scenarios.Scenar
 	if v.series != "" {
 		if series, err = kernel.LoadSeries(v.series); err != nil {
 			return kinfo, nil, usageError{err}
+		}
+		if v.prefix >= 0 {
+			if v.prefix > len(series.Patches) {
+				return kinfo, nil, usagef("--patches %d: the series has %d patches", v.prefix, len(series.Patches))
+			}
+			series = series.Prefix(v.prefix)
 		}
 		for _, pt := range series.Patches {
 			kinfo.Patches = append(kinfo.Patches, pt.Name)
@@ -167,7 +198,7 @@ func runVariant(ctx context.Context, c *common, v variant, ss []scenarios.Scenar
 	for i := range outc.Results {
 		r := &outc.Results[i]
 		r.Kernel, r.Variant = v.spec, v.name
-		r.Settle(scenarios.Expected(ss[i].Script, claims), "", "")
+		r.Settle(v.expectation(c, ss[i], claims))
 	}
 	return kinfo, outc.Results, nil
 }
@@ -180,7 +211,8 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	spec := fs.String("kernel", "debian:7.3", "kernel source: debian:X.Y[=VER], dir:PATH, git:REPO[@REV], tarball:PATH or tarball:URL#sha256=HEX")
 	series := fs.String("series", "", "patch series: a directory of *.patch, a series file or an mbox (default: none, the baseline)")
 	name := fs.String("name", "", "variant name in reports (default: baseline, or the series directory's name)")
-	claimList := fs.String("claims", "", "comma-separated behaviours the series claims (scenario expectations follow from them)")
+	claimList := fs.String("claims", "", "comma-separated behaviours the series claims (default: from the series.toml above the series directory)")
+	prefix := fs.Int("patches", -1, "apply only the first N patches of the series")
 	scen := fs.String("scenarios", "all", "comma-separated scenario names or .fvm paths, or all")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -199,17 +231,9 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	v := variant{spec: *spec, name: *name, series: *series}
-	if v.name == "" {
-		v.name = "baseline"
-		if v.series != "" {
-			v.name = filepath.Base(strings.TrimSuffix(v.series, "/"))
-		}
-	}
-	for _, cl := range strings.Split(*claimList, ",") {
-		if cl = strings.TrimSpace(cl); cl != "" {
-			v.claims = append(v.claims, cl)
-		}
+	v, err := resolveVariant(*spec, *series, *prefix, *name, *claimList)
+	if err != nil {
+		return exitUsage, err
 	}
 	outDir, err := c.outDir()
 	if err != nil {
@@ -233,4 +257,50 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 		return exitFail, nil
 	}
 	return exitOK, nil
+}
+
+// resolveVariant fills a variant from flags; claims and known issues come
+// from the series catalog when the series directory is listed in one and
+// --claims is not given.
+func resolveVariant(spec, series string, prefix int, name, claimList string) (variant, error) {
+	v := variant{spec: spec, name: name, series: series, prefix: prefix}
+	if series == "" && prefix >= 0 {
+		return v, usagef("--patches needs --series")
+	}
+	var entry *kernel.CatalogEntry
+	if series != "" {
+		if path := kernel.FindCatalog(series); path != "" {
+			cat, err := kernel.LoadCatalog(path)
+			if err != nil {
+				return v, usageError{err}
+			}
+			if e, ok := cat.Lookup(series); ok {
+				entry = e
+				v.known = cat.Version(e.Version).KnownIssues
+			}
+		}
+	}
+	if v.name == "" {
+		switch {
+		case series == "":
+			v.name = "baseline"
+		case entry != nil:
+			v.name = entry.Version
+		default:
+			v.name = filepath.Base(strings.TrimSuffix(series, "/"))
+		}
+		if prefix >= 0 {
+			v.name += fmt.Sprintf("[:%d]", prefix)
+		}
+	}
+	if claimList != "" {
+		for _, cl := range strings.Split(claimList, ",") {
+			if cl = strings.TrimSpace(cl); cl != "" {
+				v.claims = append(v.claims, cl)
+			}
+		}
+	} else if entry != nil {
+		v.claims = entry.Claims(prefix)
+	}
+	return v, nil
 }
