@@ -555,7 +555,7 @@ func (a *privateApt) listsAge() time.Duration {
 	var newest time.Time
 	if err == nil {
 		for _, e := range entries {
-			if info, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), "_Packages") && info.ModTime().After(newest) {
+			if info, err := e.Info(); err == nil && strings.Contains(e.Name(), "_Packages") && info.ModTime().After(newest) {
 				newest = info.ModTime()
 			}
 		}
