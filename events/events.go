@@ -55,8 +55,12 @@ type Event struct {
 type Plan struct {
 	// Claims are the behaviours the kernel's patch series claims; scripts
 	// pick conditional outcomes by them.
-	Claims    []string       `json:"claims"`
-	Scenarios []ScenarioSpec `json:"scenarios"`
+	Claims []string `json:"claims"`
+	// Params are per-kernel settings scripts may need, e.g.
+	// "inode_cache_bit" (the bit v1's FOPEN_PASSTHROUGH_INODE_CACHE uses on
+	// this kernel base).
+	Params    map[string]string `json:"params,omitempty"`
+	Scenarios []ScenarioSpec    `json:"scenarios"`
 }
 
 // ScenarioSpec carries one scenario script, already validated on the host.
@@ -72,7 +76,11 @@ type Writer struct {
 }
 
 // NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer { return &Writer{enc: json.NewEncoder(w)} }
+func NewWriter(w io.Writer) *Writer {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &Writer{enc: enc}
+}
 
 // Write sends one value as one line.
 func (w *Writer) Write(v any) error {

@@ -27,6 +27,8 @@ type Job struct {
 	Scenarios []scenarios.Scenario
 	// Claims are passed to the guest for conditional outcomes.
 	Claims []string
+	// Params are per-kernel settings for the scripts (events.Plan.Params).
+	Params map[string]string
 	// OutDir receives console.log and events.jsonl.
 	OutDir string
 	// Console, if set, streams the serial console (for -v).
@@ -67,7 +69,7 @@ func Run(ctx context.Context, job Job) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan := events.Plan{Claims: job.Claims}
+	plan := events.Plan{Claims: job.Claims, Params: job.Params}
 	for _, s := range job.Scenarios {
 		plan.Scenarios = append(plan.Scenarios, events.ScenarioSpec{Name: s.Name, Script: s.Text})
 	}

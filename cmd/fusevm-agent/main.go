@@ -58,7 +58,7 @@ func run() error {
 		}
 		emit(events.Event{Kind: events.ScenarioStart})
 		kmsg("fusevm: scenario " + sc.Name + " start")
-		res := runScenario(sc, claims, emit)
+		res := runScenario(sc, claims, plan.Params, emit)
 		kmsg("fusevm: scenario " + sc.Name + " end")
 		emit(events.Event{Kind: events.ScenarioEnd, Verdict: res.Verdict, Detail: res.Detail})
 	}
@@ -66,12 +66,12 @@ func run() error {
 	return nil
 }
 
-func runScenario(sc events.ScenarioSpec, claims map[string]bool, emit func(events.Event)) interp.Result {
+func runScenario(sc events.ScenarioSpec, claims map[string]bool, params map[string]string, emit func(events.Event)) interp.Result {
 	s, err := script.Parse(sc.Name, sc.Name, sc.Script)
 	if err != nil {
 		return interp.Result{Verdict: "FAIL", Detail: "script: " + err.Error()}
 	}
-	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Daemon: "/bin/fusetestd", Emit: emit})
+	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Daemon: "/bin/fusetestd", Emit: emit})
 }
 
 func mountAll() error {

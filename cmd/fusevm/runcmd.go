@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +82,7 @@ type variant struct {
 	prefix int
 	claims []string
 	known  []kernel.KnownIssue
+	params map[string]string
 }
 
 // configName is "debug" when the debug fragment is in use, else "base";
@@ -187,7 +189,7 @@ func runVariant(ctx context.Context, c *common, v variant, ss []scenarios.Scenar
 	p.Stage(fmt.Sprintf("boot %s %s (%d scenarios)", tree.Version, v.name, len(ss)))
 	start := time.Now()
 	outc, err := execute.Run(ctx, execute.Job{
-		Kernel: art.BzImage, Initramfs: img, Scenarios: ss, Claims: v.claims,
+		Kernel: art.BzImage, Initramfs: img, Scenarios: ss, Claims: v.claims, Params: v.params,
 		OutDir: outDir, Console: console,
 		VMOptions: []vmtest.Option{vmtest.WithAccel(accel), vmtest.WithProbeCache(filepath.Join(c.cache, "kvm-probe.json")), vmtest.WithWorkDir(outDir)},
 	})
@@ -277,6 +279,9 @@ func resolveVariant(spec, series string, prefix int, name, claimList string) (va
 			if e, ok := cat.Lookup(series); ok {
 				entry = e
 				v.known = cat.Version(e.Version).KnownIssues
+				if e.InodeCacheFlagValue != 0 {
+					v.params = map[string]string{"inode_cache_bit": fmt.Sprint(bits.TrailingZeros32(e.InodeCacheFlagValue))}
+				}
 			}
 		}
 	}

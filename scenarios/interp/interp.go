@@ -1,15 +1,13 @@
 // Package interp executes scenario scripts inside the guest: it runs the
 // keeper and daemon generations (the fusetestd binary), does file I/O on
-// the FUSE mount, and checks every step's outcome. It is guest code: it
-// imports only the shared leaf packages.
+// the FUSE mount, calls the backing ioctls, and checks every step's
+// outcome. It is guest code: it imports only shared leaf packages.
 package interp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"fusevm/events"
+	"fusevm/fusetestd/ctl"
 	"fusevm/scenarios/script"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +35,8 @@ const (
 type Env struct {
 	// Claims of the kernel under test, for conditional outcomes.
 	Claims map[string]bool
+	// Params are per-kernel settings (events.Plan.Params).
+	Params map[string]string
 	// Daemon is the fusetestd binary.
 	Daemon string
 	// Emit reports a step result.
@@ -44,7 +45,7 @@ type Env struct {
 
 // Result is a scenario's outcome as the guest sees it.
 type Result struct {
-	Verdict string // PASS, FAIL or SKIP
+	Verdict string // PASS or FAIL
 	Detail  string
 }
 
@@ -63,7 +64,7 @@ func (e *StepError) Error() string {
 func Run(ctx context.Context, s *script.Script, env Env) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	r := &runner{env: env, handles: map[string]*os.File{}, vars: map[string]string{}}
+	r := &runner{env: env, handles: map[string]*os.File{}, vars: map[string]string{}, async: map[string]chan error{}, devfd: -1}
 	defer r.cleanup()
 	if err := r.steps(ctx, s.Steps); err != nil {
 		if ctx.Err() != nil {
@@ -79,9 +80,11 @@ type runner struct {
 	mu      sync.Mutex
 	handles map[string]*os.File
 	vars    map[string]string
+	async   map[string]chan error
 	keeper  *exec.Cmd
 	daemon  *exec.Cmd
-	flags   []string
+	gen     int
+	devfd   int
 	backing bool
 }
 
@@ -112,11 +115,16 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 	}
 	got, detail := r.do(ctx, st)
 	want := st.Expect.Resolve(r.env.Claims)
-	if r.env.Emit != nil {
-		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: fmt.Sprintf("%s %s => %s %s", st.Op, strings.Join(printable(st.Args), " "), got, detail)})
+	text := st.Op + " " + strings.Join(printable(st.Args), " ")
+	if r.env.Emit != nil && !r.inRace(ctx) {
+		d := got
+		if detail != "" {
+			d += " (" + detail + ")"
+		}
+		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: strings.TrimSpace(text) + " => " + d})
 	}
 	if got != want {
-		e := &StepError{Line: st.Line, Step: st.Op + " " + strings.Join(printable(st.Args), " "), Got: got, Want: want}
+		e := &StepError{Line: st.Line, Step: strings.TrimSpace(text), Got: got, Want: want}
 		if detail != "" {
 			e.Got += " (" + detail + ")"
 		}
@@ -125,10 +133,17 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 	return nil
 }
 
+type raceKey struct{}
+
+func (r *runner) inRace(ctx context.Context) bool { return ctx.Value(raceKey{}) != nil }
+
 func printable(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if t, q := script.IsQuoted(a); q {
+			if len(t) > 40 {
+				t = t[:40] + "..."
+			}
 			out[i] = strconv.Quote(t)
 		} else {
 			out[i] = a
@@ -138,13 +153,15 @@ func printable(args []string) []string {
 }
 
 // race runs each thread's body in a loop until the duration is over. A
-// thread stops at its first unexpected outcome.
+// thread stops at its first unexpected outcome, and stops the others.
+// Steps inside a race emit no events (there may be millions).
 func (r *runner) race(ctx context.Context, st *script.Step) error {
 	d, _ := time.ParseDuration(st.Args[0])
-	rctx, cancel := context.WithTimeout(ctx, d)
+	rctx, cancel := context.WithTimeout(context.WithValue(ctx, raceKey{}, true), d)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(st.Body))
+	loops := make([]int, len(st.Body))
 	for i, th := range st.Body {
 		wg.Add(1)
 		go func(i int, th *script.Step) {
@@ -152,15 +169,19 @@ func (r *runner) race(ctx context.Context, st *script.Step) error {
 			for rctx.Err() == nil {
 				if err := r.steps(rctx, th.Body); err != nil {
 					if rctx.Err() == nil {
-						errs[i] = fmt.Errorf("thread at line %d: %w", th.Line, err)
+						errs[i] = fmt.Errorf("thread at line %d, loop %d: %w", th.Line, loops[i]+1, err)
 						cancel()
 					}
 					return
 				}
+				loops[i]++
 			}
 		}(i, th)
 	}
 	wg.Wait()
+	if r.env.Emit != nil {
+		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: fmt.Sprintf("race %s: loops per thread %v", st.Args[0], loops)})
+	}
 	return errors.Join(errs...)
 }
 
@@ -176,8 +197,10 @@ func outcome(err error) (string, string) {
 	return "error", err.Error()
 }
 
-// arg resolves a Value operand: a quoted string or $var.
-func (r *runner) arg(a string) (string, error) {
+func fail(format string, a ...any) (string, string) { return "error", fmt.Sprintf(format, a...) }
+
+// value resolves a Value operand: a quoted string or $var.
+func (r *runner) value(a string) (string, error) {
 	if t, q := script.IsQuoted(a); q {
 		return t, nil
 	}
@@ -190,37 +213,59 @@ func (r *runner) arg(a string) (string, error) {
 	return v, nil
 }
 
+func (r *runner) set(name, v string) {
+	r.mu.Lock()
+	r.vars[name] = v
+	r.mu.Unlock()
+}
+
+// flags splits key=value and bare flags.
+func flags(args []string) map[string]string {
+	m := map[string]string{}
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		m[k] = v
+	}
+	return m
+}
+
 func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 	a := st.Args
 	switch st.Op {
 	case "backing":
 		return outcome(r.mountBacking(a[0]))
 	case "file":
-		content, err := r.arg(a[1])
+		content, err := r.value(a[1])
 		if err != nil {
-			return "error", err.Error()
+			return fail("%v", err)
 		}
 		return outcome(os.WriteFile(filepath.Join(BackingDir, a[0]), []byte(content), 0o644))
 	case "mount":
-		return outcome(r.mount(ctx, a))
+		return r.mount(ctx, a)
 	case "restart":
-		return outcome(r.startDaemon(ctx, a))
+		return r.startDaemon(ctx, a)
 	case "crash":
 		return outcome(r.crash())
 	case "umount":
-		return outcome(r.umount(ctx))
+		return outcome(r.umount())
+	case "abort":
+		ki, err := ctl.ReadKeeperInfo(StateDir)
+		if err != nil {
+			return fail("%v", err)
+		}
+		return outcome(os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", ki.Conn), []byte("1"), 0o200))
 	case "open":
 		return r.open(a[0], a[1], a[2:])
-	case "read":
-		return r.read(a[0], a[1])
+	case "read", "mmap-read":
+		return r.read(st.Op == "mmap-read", a[0], a[1])
 	case "write":
 		f, err := r.handle(a[0])
 		if err != nil {
-			return "error", err.Error()
+			return fail("%v", err)
 		}
-		content, err := r.arg(a[1])
+		content, err := r.value(a[1])
 		if err != nil {
-			return "error", err.Error()
+			return fail("%v", err)
 		}
 		_, err = f.WriteAt([]byte(content), 0)
 		return outcome(err)
@@ -230,26 +275,71 @@ func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 		delete(r.handles, a[0])
 		r.mu.Unlock()
 		if !ok {
-			return "error", "no open handle " + a[0]
+			return fail("no open handle %s", a[0])
 		}
 		return outcome(f.Close())
-	case "served":
-		st, err := r.status(ctx)
-		if err != nil {
-			return "error", err.Error()
-		}
-		want, _ := strconv.Atoi(a[1])
-		if got := st.Requests[strings.ToUpper(a[0])]; got != want {
-			return "error", fmt.Sprintf("%s served %d times, want %d", a[0], got, want)
-		}
+	case "stat":
+		_, err := os.Stat(filepath.Join(MountDir, a[0]))
+		return outcome(err)
+	case "stat-async":
+		ch := make(chan error, 1)
+		go func() {
+			_, err := os.Stat(filepath.Join(MountDir, a[1]))
+			ch <- err
+		}()
+		r.mu.Lock()
+		r.async[a[0]] = ch
+		r.mu.Unlock()
 		return "ok", ""
-	case "passthrough":
-		st, err := r.status(ctx)
-		if err != nil {
-			return "error", err.Error()
+	case "wait":
+		r.mu.Lock()
+		ch, ok := r.async[a[0]]
+		delete(r.async, a[0])
+		r.mu.Unlock()
+		if !ok {
+			return fail("no background step %s", a[0])
 		}
-		if !st.Passthrough {
-			return "error", "passthrough was not negotiated"
+		select {
+		case err := <-ch:
+			return outcome(err)
+		case <-ctx.Done():
+			return fail("still blocked: %v", ctx.Err())
+		}
+	case "passthrough", "served", "recovery", "ids":
+		return r.statusCheck(st.Op, a)
+	case "answer-open":
+		v, err := r.value(a[1])
+		if err != nil {
+			return fail("%v", err)
+		}
+		id, err := strconv.ParseInt(v, 0, 32)
+		if err != nil {
+			return fail("backing id %q: %v", v, err)
+		}
+		return r.withCtl(func(cl *ctl.Client) error { return cl.NextOpenID(a[0], int32(id)) })
+	case "hold":
+		return r.withCtl(func(cl *ctl.Client) error { return cl.Hold(strings.ToUpper(a[0])) })
+	case "release":
+		return r.withCtl(func(cl *ctl.Client) error { _, err := cl.ReleaseHeld(strings.ToUpper(a[0])); return err })
+	case "ioctl":
+		return r.ioctl(a[0], a[1:])
+	case "free-space":
+		return r.freeSpace(flags(a))
+	case "unlink-backing":
+		return outcome(os.Remove(filepath.Join(BackingDir, a[0])))
+	case "umount-backing":
+		err := unix.Unmount(BackingDir, 0)
+		if err == nil {
+			r.backing = false
+		}
+		return outcome(err)
+	case "connections":
+		entries, err := os.ReadDir("/sys/fs/fuse/connections")
+		if err != nil {
+			return outcome(err)
+		}
+		if want, _ := strconv.Atoi(a[0]); len(entries) != want {
+			return fail("%d connections, want %d", len(entries), want)
 		}
 		return "ok", ""
 	case "sleep":
@@ -261,7 +351,7 @@ func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 			return outcome(ctx.Err())
 		}
 	}
-	return "error", "op " + st.Op + " is not implemented by this agent"
+	return fail("op %s is not implemented by this agent", st.Op)
 }
 
 func (r *runner) handle(name string) (*os.File, error) {
@@ -274,16 +364,16 @@ func (r *runner) handle(name string) (*os.File, error) {
 	return f, nil
 }
 
-func (r *runner) open(h, path string, flags []string) (string, string) {
+func (r *runner) open(h, path string, fl []string) (string, string) {
 	mode := os.O_RDONLY
-	for _, f := range flags {
+	for _, f := range fl {
 		switch f {
 		case "rw":
-			mode = mode&^os.O_RDONLY | os.O_RDWR
+			mode = os.O_RDWR | mode&os.O_CREATE
 		case "create":
 			mode |= os.O_CREATE
 		default:
-			return "error", "unknown open flag " + f
+			return fail("unknown open flag %s", f)
 		}
 	}
 	f, err := os.OpenFile(filepath.Join(MountDir, path), mode, 0o644)
@@ -291,30 +381,42 @@ func (r *runner) open(h, path string, flags []string) (string, string) {
 		return outcome(err)
 	}
 	r.mu.Lock()
-	if old, ok := r.handles[h]; ok {
-		old.Close()
-	}
+	old := r.handles[h]
 	r.handles[h] = f
 	r.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	return "ok", ""
 }
 
-func (r *runner) read(h, want string) (string, string) {
+func (r *runner) read(mapped bool, h, want string) (string, string) {
 	f, err := r.handle(h)
 	if err != nil {
-		return "error", err.Error()
+		return fail("%v", err)
 	}
-	content, err := r.arg(want)
+	content, err := r.value(want)
 	if err != nil {
-		return "error", err.Error()
+		return fail("%v", err)
 	}
-	buf := make([]byte, len(content))
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return outcome(err)
+	var got []byte
+	if mapped {
+		m, err := unix.Mmap(int(f.Fd()), 0, len(content), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			return outcome(err)
+		}
+		got = append([]byte(nil), m...)
+		unix.Munmap(m)
+	} else {
+		buf := make([]byte, len(content))
+		n, err := f.ReadAt(buf, 0)
+		if err != nil && n != len(buf) {
+			return outcome(err)
+		}
+		got = buf[:n]
 	}
-	if string(buf[:n]) != content {
-		return "error", fmt.Sprintf("read %q", buf[:n])
+	if string(got) != content {
+		return fail("read %q", got)
 	}
 	return "ok", ""
 }
@@ -330,75 +432,121 @@ func (r *runner) mountBacking(size string) error {
 	return nil
 }
 
-// daemonStatus is the part of `fusetestd status` the interpreter reads.
-type daemonStatus struct {
-	Generation  int            `json:"generation"`
-	Serving     bool           `json:"serving"`
-	Passthrough bool           `json:"passthrough"`
-	Requests    map[string]int `json:"requests"`
-}
-
-func (r *runner) status(ctx context.Context) (*daemonStatus, error) {
-	out, err := exec.CommandContext(ctx, r.env.Daemon, "status", "--state", StateDir).Output()
+func (r *runner) withCtl(fn func(*ctl.Client) error) (string, string) {
+	cl, err := ctl.Dial(StateDir)
 	if err != nil {
-		return nil, fmt.Errorf("fusetestd status: %v", err)
+		return fail("%v", err)
 	}
-	var st daemonStatus
-	if err := json.Unmarshal(out, &st); err != nil {
-		return nil, fmt.Errorf("fusetestd status: %v", err)
-	}
-	return &st, nil
+	defer cl.Close()
+	return outcome(fn(cl))
 }
 
-func (r *runner) mount(ctx context.Context, flags []string) error {
+func (r *runner) statusCheck(op string, a []string) (string, string) {
+	cl, err := ctl.Dial(StateDir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	st, err := cl.Status()
+	cl.Close()
+	if err != nil {
+		return fail("status: %v", err)
+	}
+	switch op {
+	case "passthrough":
+		if !st.Passthrough {
+			return fail("passthrough was not negotiated")
+		}
+	case "served":
+		want, _ := strconv.ParseUint(a[1], 10, 64)
+		if got := st.Served[strings.ToUpper(a[0])]; got != want {
+			return fail("%s served %d times, want %d", strings.ToUpper(a[0]), got, want)
+		}
+	case "recovery":
+		if st.Recovery.Errno != "" {
+			return st.Recovery.Errno, st.Recovery.Detail
+		}
+	case "ids":
+		if want, _ := strconv.Atoi(a[0]); len(st.BackingIDs) != want {
+			return fail("%d backing ids, want %d", len(st.BackingIDs), want)
+		}
+	}
+	return "ok", ""
+}
+
+// daemonArgs turns script flags into fusetestd serve flags.
+func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
+	args := []string{"serve", "--state", StateDir, "--backing", BackingDir}
+	noPT := false
+	for _, f := range fl {
+		k, v, hasV := strings.Cut(f, "=")
+		switch {
+		case k == "recovery" && hasV:
+			args = append(args, "--recovery="+v)
+		case k == "id-per-open" && !hasV:
+			args = append(args, "--id-per-open")
+		case k == "inode-cache" && !hasV:
+			args = append(args, "--inode-cache")
+			if bit := r.env.Params["inode_cache_bit"]; bit != "" {
+				args = append(args, "--inode-cache-bit="+bit)
+			}
+		case k == "no-passthrough" && !hasV:
+			noPT = true
+			args = append(args, "--no-passthrough")
+		default:
+			return nil, false, fmt.Errorf("unknown daemon flag %q", f)
+		}
+	}
+	return args, noPT, nil
+}
+
+func (r *runner) mount(ctx context.Context, fl []string) (string, string) {
+	if r.keeper != nil {
+		return fail("already mounted")
+	}
+	if _, _, err := r.daemonArgs(fl); err != nil {
+		return fail("%v", err)
+	}
 	for _, d := range []string{MountDir, StateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
+			return outcome(err)
 		}
 	}
 	args := []string{"keeper", "--mount", MountDir, "--state", StateDir}
-	for _, f := range flags {
-		if f == "no-passthrough" {
-			args = append(args, "--no-passthrough")
-		}
+	if _, noPT, _ := r.daemonArgs(fl); noPT {
+		args = append(args, "--no-passthrough")
 	}
 	k := exec.Command(r.env.Daemon, args...)
 	k.Stdout, k.Stderr = os.Stderr, os.Stderr
 	if err := k.Start(); err != nil {
-		return err
+		return outcome(err)
 	}
 	r.keeper = k
-	if err := waitFile(ctx, filepath.Join(StateDir, "keeper.sock")); err != nil {
-		return fmt.Errorf("keeper did not come up: %w", err)
+	if err := waitFile(ctx, ctl.KeeperSocket(StateDir)); err != nil {
+		return fail("keeper did not come up: %v", err)
 	}
-	return r.startDaemon(ctx, flags)
+	return r.startDaemon(ctx, fl)
 }
 
 // startDaemon starts a daemon generation and waits until it serves.
-func (r *runner) startDaemon(ctx context.Context, flags []string) error {
-	args := []string{"serve", "--state", StateDir, "--backing", BackingDir}
-	for _, f := range flags {
-		if f == "no-passthrough" {
-			continue
-		}
-		args = append(args, "--"+f)
+func (r *runner) startDaemon(ctx context.Context, fl []string) (string, string) {
+	if r.daemon != nil {
+		return fail("a daemon generation is still running (crash it first)")
+	}
+	args, _, err := r.daemonArgs(fl)
+	if err != nil {
+		return fail("%v", err)
 	}
 	d := exec.Command(r.env.Daemon, args...)
 	d.Stdout, d.Stderr = os.Stderr, os.Stderr
 	if err := d.Start(); err != nil {
-		return err
+		return outcome(err)
 	}
 	r.daemon = d
-	for {
-		st, err := r.status(ctx)
-		if err == nil && st.Serving {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("daemon did not start serving: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	r.gen++
+	if _, err := ctl.WaitServing(ctx, StateDir, r.gen); err != nil {
+		return fail("%v", err)
 	}
+	return "ok", ""
 }
 
 func (r *runner) crash() error {
@@ -411,28 +559,74 @@ func (r *runner) crash() error {
 	return nil
 }
 
-func (r *runner) umount(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, r.env.Daemon, "umount", "--state", StateDir).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("fusetestd umount: %v: %s", err, strings.TrimSpace(string(out)))
+func (r *runner) umount() error {
+	r.closeDevFD()
+	if r.keeper == nil {
+		return errors.New("not mounted")
 	}
-	if r.keeper != nil {
-		r.keeper.Wait()
-		r.keeper = nil
-	}
+	err := ctl.Umount(StateDir)
+	r.keeper.Wait()
+	r.keeper = nil
 	if r.daemon != nil {
 		r.daemon.Process.Signal(syscall.SIGKILL)
 		r.daemon.Wait()
 		r.daemon = nil
 	}
-	return nil
+	return err
+}
+
+// devFD returns (and caches) a dup of the connection's /dev/fuse fd.
+func (r *runner) devFD() (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.devfd >= 0 {
+		return r.devfd, nil
+	}
+	fd, err := ctl.DevFuseFD(StateDir)
+	if err != nil {
+		return -1, err
+	}
+	r.devfd = fd
+	return fd, nil
+}
+
+func (r *runner) closeDevFD() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.devfd >= 0 {
+		unix.Close(r.devfd)
+		r.devfd = -1
+	}
+}
+
+func (r *runner) freeSpace(f map[string]string) (string, string) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(BackingDir, &st); err != nil {
+		return outcome(err)
+	}
+	free := strconv.FormatUint(st.Bfree*uint64(st.Bsize), 10)
+	if name, ok := f["as"]; ok {
+		r.set(name, free)
+	}
+	if ref, ok := f["is"]; ok {
+		want, err := r.value(ref)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if free != want {
+			return fail("%s bytes free, want %s", free, want)
+		}
+	}
+	return "ok", ""
 }
 
 // cleanup leaves the guest as it found it: a dead daemon cannot answer the
 // FLUSH a close sends, so the connection is aborted first.
 func (r *runner) cleanup() {
-	if r.daemon == nil {
-		abortAll()
+	if r.daemon == nil && r.keeper != nil {
+		if ki, err := ctl.ReadKeeperInfo(StateDir); err == nil {
+			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", ki.Conn), []byte("1"), 0o200)
+		}
 	}
 	r.mu.Lock()
 	for h, f := range r.handles {
@@ -440,32 +634,16 @@ func (r *runner) cleanup() {
 		delete(r.handles, h)
 	}
 	r.mu.Unlock()
-	if r.keeper != nil || r.daemon != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if r.umount(ctx) != nil {
-			abortAll()
+	r.closeDevFD()
+	if r.keeper != nil {
+		if r.umount() != nil {
 			unix.Unmount(MountDir, unix.MNT_DETACH)
-		}
-		cancel()
-		for _, c := range []*exec.Cmd{r.daemon, r.keeper} {
-			if c != nil {
-				c.Process.Kill()
-				c.Wait()
-			}
 		}
 	}
 	if r.backing {
 		unix.Unmount(BackingDir, unix.MNT_DETACH)
 	}
 	os.RemoveAll(StateDir)
-}
-
-// abortAll aborts every FUSE connection through fusectl.
-func abortAll() {
-	conns, _ := filepath.Glob("/sys/fs/fuse/connections/*/abort")
-	for _, c := range conns {
-		os.WriteFile(c, []byte("1"), 0o200)
-	}
 }
 
 func waitFile(ctx context.Context, path string) error {
@@ -476,7 +654,7 @@ func waitFile(ctx context.Context, path string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }

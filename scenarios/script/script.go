@@ -103,22 +103,43 @@ type OpSpec struct {
 
 // Ops is the language. The guest interpreter implements exactly these.
 var Ops = map[string]OpSpec{
-	"backing":     {Args: []Arg{Size}, Help: "mount a fresh tmpfs of SIZE for the backing files"},
-	"file":        {Args: []Arg{Path, Value}, Help: "create a backing file with CONTENT"},
-	"mount":       {Args: []Arg{Flag}, Help: "start the keeper and a first daemon generation (flags: recovery=, id-per-open, inode-cache, no-passthrough)"},
-	"open":        {Args: []Arg{Handle, Path, Flag}, Help: "open PATH on the FUSE mount as HANDLE (flags: rw, create)"},
-	"read":        {Args: []Arg{Handle, Value}, Help: "pread len(CONTENT) bytes at 0 and compare"},
-	"write":       {Args: []Arg{Handle, Value}, Help: "pwrite CONTENT at 0"},
-	"close":       {Args: []Arg{Handle}, Help: "close HANDLE"},
-	"served":      {Args: []Arg{Word, Count}, Help: "the current daemon generation served exactly N requests of OPCODE (e.g. READ)"},
-	"crash":       {Help: "SIGKILL the daemon and wait for it to die"},
-	"restart":     {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount)"},
-	"umount":      {Help: "stop the daemon and keeper and unmount the FUSE mount"},
-	"sleep":       {Args: []Arg{Duration}, Help: "pause"},
-	"repeat":      {Args: []Arg{Count}, Block: true, Help: "run the block N times"},
-	"race":        {Args: []Arg{Duration}, Block: true, Help: "run the thread blocks concurrently, each in a loop, for DURATION"},
-	"thread":      {Block: true, Help: "one looping thread of a race"},
+	// Setup and daemon life cycle.
+	"backing": {Args: []Arg{Size}, Help: "mount a fresh tmpfs of SIZE for the backing files"},
+	"file":    {Args: []Arg{Path, Value}, Help: "create a backing file with CONTENT"},
+	"mount":   {Args: []Arg{Flag}, Help: "start the keeper and a first daemon generation (flags: recovery=STRATEGY, id-per-open, inode-cache, no-passthrough)"},
+	"crash":   {Help: "SIGKILL the daemon and wait for it to die"},
+	"restart": {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount) and wait until it serves"},
+	"umount":  {Help: "unmount the FUSE mount through the keeper, which then exits (the connection ends with the last /dev/fuse fd)"},
+	"abort":   {Help: "abort the connection through fusectl"},
+	// File I/O on the FUSE mount.
+	"open":       {Args: []Arg{Handle, Path, Flag}, Help: "open PATH on the FUSE mount as HANDLE (flags: rw, create)"},
+	"read":       {Args: []Arg{Handle, Value}, Help: "pread len(CONTENT) bytes at 0 and compare"},
+	"write":      {Args: []Arg{Handle, Value}, Help: "pwrite CONTENT at 0"},
+	"mmap-read":  {Args: []Arg{Handle, Value}, Help: "mmap len(CONTENT) bytes shared and compare"},
+	"close":      {Args: []Arg{Handle}, Help: "close HANDLE"},
+	"stat":       {Args: []Arg{Path}, Help: "stat PATH on the FUSE mount (a LOOKUP)"},
+	"stat-async": {Args: []Arg{Handle, Path}, Help: "start a stat of PATH in the background, named HANDLE"},
+	"wait":       {Args: []Arg{Handle}, Help: "wait for a background step; its outcome is the step's"},
+	// The daemon, through its control socket.
 	"passthrough": {Help: "the connection negotiated FUSE passthrough"},
+	"served":      {Args: []Arg{Word, Count}, Help: "the current generation served exactly N requests of OPCODE (e.g. READ)"},
+	"recovery":    {Help: "the outcome of the current generation's recovery ioctl"},
+	"ids":         {Args: []Arg{Count}, Help: "the current generation holds exactly N backing ids"},
+	"answer-open": {Args: []Arg{Path, Value}, Help: "answer the next OPEN of PATH with backing id VALUE"},
+	"hold":        {Args: []Arg{Word}, Help: "let the daemon read but not answer requests of OPCODE"},
+	"release":     {Args: []Arg{Word}, Help: "answer the held requests of OPCODE and stop holding"},
+	// The kernel interface, on a dup of the connection's /dev/fuse fd.
+	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH as=VAR | backing-close ID | close-all | close-minus-one; flag nocap drops CAP_SYS_ADMIN for the call"},
+	// The backing tmpfs and the connection.
+	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the backing tmpfs; as=VAR stores them, is=$VAR compares"},
+	"unlink-backing": {Args: []Arg{Path}, Help: "unlink a backing file directly"},
+	"umount-backing": {Help: "unmount the backing tmpfs (EBUSY while a backing file is still referenced)"},
+	"connections":    {Args: []Arg{Count}, Help: "exactly N FUSE connections exist in /sys/fs/fuse/connections"},
+	// Control flow.
+	"sleep":  {Args: []Arg{Duration}, Help: "pause"},
+	"repeat": {Args: []Arg{Count}, Block: true, Help: "run the block N times"},
+	"race":   {Args: []Arg{Duration}, Block: true, Help: "run the thread blocks concurrently, each in a loop, for DURATION"},
+	"thread": {Block: true, Help: "one looping thread of a race"},
 }
 
 // Headers are the accepted header keys.

@@ -1,0 +1,210 @@
+// Command fusetestd is the test FUSE daemon of fusevm: a crash-recoverable
+// passthrough server and its /dev/fuse keeper. Run `fusetestd help` for the
+// commands; package fusevm/fusetestd documents the contract.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"slices"
+	"strings"
+
+	"fusevm/fuseabi"
+	"fusevm/fusetestd"
+	"fusevm/fusetestd/ctl"
+)
+
+const usage = `fusetestd: a crash-recoverable FUSE passthrough daemon and its fd keeper.
+
+Usage:
+  fusetestd keeper --mount MNT --state STATEDIR [--no-passthrough]
+                   [--options OPTS] [--subtype NAME]
+      Opens /dev/fuse, mounts MNT (fstype fuse.NAME), reads the FUSE_INIT
+      request, and holds both for the connection's whole life, handing them
+      to each daemon generation over STATEDIR/keeper.sock. Prints
+      "keeper ready conn=N pid=P" on stdout once it serves. Never opens a
+      file on the mount. SIGTERM, SIGINT or "fusetestd umount" unmount and
+      end the connection. --no-passthrough: INIT is answered without
+      FUSE_PASSTHROUGH. --options: extra mount options, comma-separated
+      (allow_other, default_permissions, ...).
+
+  fusetestd serve --state STATEDIR --backing DIR [--recovery STRATEGY]
+                  [--id-per-open] [--inode-cache] [--inode-cache-bit N]
+                  [--no-passthrough] [--readers N] [--ttl DURATION] [--debug]
+      One daemon generation: takes the connection from the keeper, replays
+      the saved INIT (the first generation answers it), applies the recovery
+      strategy, sends FUSE_NOTIFY_RESEND if an earlier generation existed,
+      then serves DIR at the mount with nodeid = backing inode number and
+      serves its control socket STATEDIR/daemon.sock. Prints
+      "serving generation=G pid=P" on stdout once it serves. Exits 0 when
+      the connection ends or on SIGTERM/SIGINT; SIGKILL is the crash.
+      --recovery none|close-all|close-minus-one|scan-close|adopt (none)
+      --id-per-open       a fresh backing id for every OPEN (default: one per
+                          inode, refcounted over its handles)
+      --inode-cache       set FOPEN_PASSTHROUGH_INODE_CACHE on passthrough
+                          opens, at bit --inode-cache-bit (8, as v1)
+      --no-passthrough    answer opens without passthrough, serve READ/WRITE
+      --readers N         goroutines reading /dev/fuse (4)
+      --ttl DURATION      entry and attribute timeout (0: every path walk
+                          sends LOOKUP)
+
+  fusetestd status --state STATEDIR
+      Prints {"keeper": KEEPER-STATUS, "daemon": DAEMON-STATUS} as JSON (null
+      for a part that does not answer); fails only if neither answers.
+
+  fusetestd umount --state STATEDIR
+      Unmounts and ends the connection through the keeper; with no keeper,
+      aborts the connection through fusectl and detaches the mount.
+
+Exit status: 0 success, 1 failure (one line on stderr says why), 2 usage.
+`
+
+func main() {
+	log.SetFlags(log.Lmicroseconds)
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "keeper":
+		err = keeper(args)
+	case "serve":
+		err = serve(args)
+	case "status":
+		err = status(args)
+	case "umount":
+		err = umount(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "fusetestd: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "fusetestd: %v\n", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "fusetestd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// usageError marks a mistake in the command line.
+type usageError struct{ error }
+
+// parse parses args for the command name, requiring the named flags.
+func parse(fs *flag.FlagSet, args []string, required ...string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	for _, name := range required {
+		if fs.Lookup(name).Value.String() == "" {
+			return usageError{fmt.Errorf("%s: --%s is required", fs.Name(), name)}
+		}
+	}
+	return nil
+}
+
+func keeper(args []string) error {
+	fs := flag.NewFlagSet("keeper", flag.ContinueOnError)
+	var cfg fusetestd.KeeperConfig
+	fs.StringVar(&cfg.Mountpoint, "mount", "", "")
+	fs.StringVar(&cfg.State, "state", "", "")
+	fs.BoolVar(&cfg.NoPassthrough, "no-passthrough", false, "")
+	fs.StringVar(&cfg.Options, "options", "", "")
+	fs.StringVar(&cfg.Subtype, "subtype", "fusetestd", "")
+	if err := parse(fs, args, "mount", "state"); err != nil {
+		return err
+	}
+	cfg.Ready = os.Stdout
+	cfg.Log = log.New(os.Stderr, "fusetestd keeper: ", log.Lmicroseconds)
+	return fusetestd.RunKeeper(cfg)
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg fusetestd.ServeConfig
+	var inodeCache bool
+	var bit uint
+	fs.StringVar(&cfg.State, "state", "", "")
+	fs.StringVar(&cfg.Backing, "backing", "", "")
+	fs.StringVar(&cfg.Recovery, "recovery", fusetestd.RecoveryNone, "")
+	fs.BoolVar(&cfg.IDPerOpen, "id-per-open", false, "")
+	fs.BoolVar(&inodeCache, "inode-cache", false, "")
+	fs.UintVar(&bit, "inode-cache-bit", fuseabi.InodeCacheBitV1, "")
+	fs.BoolVar(&cfg.NoPassthrough, "no-passthrough", false, "")
+	fs.IntVar(&cfg.Readers, "readers", 4, "")
+	fs.DurationVar(&cfg.TTL, "ttl", 0, "")
+	fs.BoolVar(&cfg.Debug, "debug", false, "")
+	if err := parse(fs, args, "state", "backing"); err != nil {
+		return err
+	}
+	if bit > 31 {
+		return usageError{fmt.Errorf("serve: --inode-cache-bit %d: want 0..31", bit)}
+	}
+	cfg.InodeCacheBit = -1
+	if inodeCache {
+		cfg.InodeCacheBit = int(bit)
+	}
+	if !slices.Contains(fusetestd.Recoveries, cfg.Recovery) {
+		return usageError{fmt.Errorf("serve: --recovery %q: want one of %s", cfg.Recovery, strings.Join(fusetestd.Recoveries, ", "))}
+	}
+	cfg.Ready = os.Stdout
+	cfg.Log = log.New(os.Stderr, "fusetestd serve: ", log.Lmicroseconds)
+	return fusetestd.RunServe(cfg)
+}
+
+func status(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	state := fs.String("state", "", "")
+	if err := parse(fs, args, "state"); err != nil {
+		return err
+	}
+	var out struct {
+		Keeper *ctl.KeeperStatus `json:"keeper"`
+		Daemon *ctl.Status       `json:"daemon"`
+	}
+	ks, kerr := ctl.KeeperStatusOf(*state)
+	if kerr == nil {
+		out.Keeper = &ks
+	}
+	var derr error
+	if cl, err := ctl.Dial(*state); err != nil {
+		derr = err
+	} else {
+		ds, err := cl.Status()
+		cl.Close()
+		if derr = err; err == nil {
+			out.Daemon = &ds
+		}
+	}
+	if kerr != nil && derr != nil {
+		return fmt.Errorf("%v; %v", kerr, derr)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func umount(args []string) error {
+	fs := flag.NewFlagSet("umount", flag.ContinueOnError)
+	state := fs.String("state", "", "")
+	if err := parse(fs, args, "state"); err != nil {
+		return err
+	}
+	return fusetestd.Umount(*state)
+}

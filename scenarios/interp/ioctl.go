@@ -1,0 +1,114 @@
+package interp
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"fusevm/fuseabi"
+
+	"golang.org/x/sys/unix"
+)
+
+// ioctl runs one backing ioctl on a dup of the connection's /dev/fuse fd.
+// Flag nocap drops CAP_SYS_ADMIN from this thread's effective set for the
+// call (capabilities are per thread; the thread is locked meanwhile).
+func (r *runner) ioctl(op string, args []string) (string, string) {
+	var pos []string
+	f := map[string]string{}
+	for _, a := range args {
+		if k, v, ok := cut(a); ok {
+			f[k] = v
+		} else if a == "nocap" {
+			f["nocap"] = ""
+		} else {
+			pos = append(pos, a)
+		}
+	}
+	fd, err := r.devFD()
+	if err != nil {
+		return fail("%v", err)
+	}
+	_, nocap := f["nocap"]
+	call := func(fn func() error) error {
+		if !nocap {
+			return fn()
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		restore, err := dropSysAdmin()
+		if err != nil {
+			return err
+		}
+		defer restore()
+		return fn()
+	}
+	switch op {
+	case "close-all":
+		return outcome(call(func() error { return fuseabi.BackingCloseAll(fd) }))
+	case "close-minus-one":
+		return outcome(call(func() error { return fuseabi.BackingCloseMinusOne(fd) }))
+	case "backing-close":
+		if len(pos) != 1 {
+			return fail("backing-close takes one id")
+		}
+		v, err := r.value(pos[0])
+		if err != nil {
+			v = pos[0]
+		}
+		id, err := strconv.ParseInt(v, 0, 32)
+		if err != nil {
+			return fail("backing id %q: %v", v, err)
+		}
+		return outcome(call(func() error { return fuseabi.BackingClose(fd, int32(id)) }))
+	case "backing-open":
+		if len(pos) != 1 {
+			return fail("backing-open takes one path")
+		}
+		file, err := os.OpenFile(filepath.Join(BackingDir, pos[0]), os.O_RDWR, 0)
+		if err != nil {
+			return outcome(err)
+		}
+		defer file.Close()
+		var id int32
+		err = call(func() error {
+			var e error
+			id, e = fuseabi.BackingOpen(fd, int(file.Fd()))
+			return e
+		})
+		if err == nil {
+			if name, ok := f["as"]; ok {
+				r.set(name, strconv.Itoa(int(id)))
+			}
+		}
+		return outcome(err)
+	}
+	return fail("unknown ioctl %q (want backing-open, backing-close, close-all, close-minus-one)", op)
+}
+
+func cut(a string) (string, string, bool) {
+	for i := 0; i < len(a); i++ {
+		if a[i] == '=' {
+			return a[:i], a[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// dropSysAdmin clears CAP_SYS_ADMIN from the calling thread's effective
+// set and returns a function restoring it.
+func dropSysAdmin() (func(), error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil, fmt.Errorf("capget: %w", err)
+	}
+	saved := data
+	data[unix.CAP_SYS_ADMIN/32].Effective &^= 1 << (unix.CAP_SYS_ADMIN % 32)
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return nil, fmt.Errorf("capset: %w", err)
+	}
+	return func() { unix.Capset(&hdr, &saved[0]) }, nil
+}
