@@ -35,7 +35,8 @@ Usage:
 
   fusetestd serve --state STATEDIR --backing DIR [--recovery STRATEGY]
                   [--id-per-open] [--inode-cache] [--inode-cache-bit N]
-                  [--no-passthrough] [--readers N] [--ttl DURATION] [--debug]
+                  [--no-passthrough] [--readers N] [--ttl DURATION]
+                  [--standby] [--debug]
       One daemon generation: takes the connection from the keeper, replays
       the saved INIT (the first generation answers it), applies the recovery
       strategy, sends FUSE_NOTIFY_RESEND if an earlier generation existed,
@@ -47,11 +48,19 @@ Usage:
       --id-per-open       a fresh backing id for every OPEN (default: one per
                           inode, refcounted over its handles)
       --inode-cache       set FOPEN_PASSTHROUGH_INODE_CACHE on passthrough
-                          opens, at bit --inode-cache-bit (8, as v1)
+                          opens, at bit --inode-cache-bit (8, as v1); kernels
+                          without v1 refuse every such open (EIO)
       --no-passthrough    answer opens without passthrough, serve READ/WRITE
       --readers N         goroutines reading /dev/fuse (4)
       --ttl DURATION      entry and attribute timeout (0: every path walk
                           sends LOOKUP)
+      --standby           print "standby pid=P", then wait for the generation
+                          holding the connection to end and take over; start
+                          successors this way before a crash: a process that
+                          holds files open on the mount must not fork+exec
+                          while no daemon serves (the exec's close of those
+                          files sends FLUSH, which nobody answers)
+      --debug             log every request and reply on stderr
 
   fusetestd status --state STATEDIR
       Prints {"keeper": KEEPER-STATUS, "daemon": DAEMON-STATUS} as JSON (null
@@ -60,6 +69,28 @@ Usage:
   fusetestd umount --state STATEDIR
       Unmounts and ends the connection through the keeper; with no keeper,
       aborts the connection through fusectl and detaches the mount.
+
+Control socket STATEDIR/daemon.sock (the serving generation): JSON lines,
+one request object per line, one answer per line, {"ok":true,...} or
+{"ok":false,"error":"..."}; kernel refusals come as "errno":"ENOENT" with ok
+true. Go client: package fusevm/fusetestd/ctl.
+  {"op":"status"}                   generation, pid, serving, passthrough,
+                                    plain_io, backing_ids, recovery {strategy,
+                                    errno, detail, closed, adopted},
+                                    resend_errno, served/held by opcode, ...
+  {"op":"next-open-id","path":"a.txt","id":7}
+                                    the next OPEN of the path answers
+                                    FOPEN_PASSTHROUGH with that backing id
+  {"op":"hold","opcode":"LOOKUP"}   read such requests, answer none of them
+  {"op":"release-held","opcode":"LOOKUP"}
+                                    stop holding (every opcode without one)
+                                    and answer what was held; "count"
+  {"op":"backing-open","path":"a.txt"}
+                                    register the backing file; "id" or "errno"
+  {"op":"backing-close","id":7}     BACKING_CLOSE on the daemon's fd; "errno"
+Keeper socket STATEDIR/keeper.sock: {"op":"status"}, {"op":"dev-fd"} (a
+duplicate of the /dev/fuse fd by SCM_RIGHTS), {"op":"umount"}, and the
+takeover protocol of the daemon generations.
 
 Exit status: 0 success, 1 failure (one line on stderr says why), 2 usage.
 `
@@ -150,6 +181,7 @@ func serve(args []string) error {
 	fs.IntVar(&cfg.Readers, "readers", 4, "")
 	fs.DurationVar(&cfg.TTL, "ttl", 0, "")
 	fs.BoolVar(&cfg.Debug, "debug", false, "")
+	fs.BoolVar(&cfg.Standby, "standby", false, "")
 	if err := parse(fs, args, "state", "backing"); err != nil {
 		return err
 	}
