@@ -22,6 +22,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == spawnerArg {
+		if err := interp.ServeSpawner(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fusevm-agent spawner:", err)
+		}
+		return
+	}
 	err := run()
 	if err != nil {
 		kmsg("fusevm: agent error: " + err.Error())
@@ -43,6 +49,10 @@ func run() error {
 	var uts unix.Utsname
 	unix.Uname(&uts)
 	w.Write(events.Event{Time: time.Now(), Kind: events.Hello, Detail: unix.ByteSliceToString(uts.Release[:])})
+	spawner, err := interp.StartSpawner("/init", spawnerArg)
+	if err != nil {
+		return fmt.Errorf("start spawner: %w", err)
+	}
 	var plan events.Plan
 	if err := events.NewReader(port).Read(&plan); err != nil {
 		return fmt.Errorf("read plan: %w", err)
@@ -58,7 +68,7 @@ func run() error {
 		}
 		emit(events.Event{Kind: events.ScenarioStart})
 		kmsg("fusevm: scenario " + sc.Name + " start")
-		res := runScenario(sc, claims, plan.Params, emit)
+		res := runScenario(sc, claims, plan.Params, spawner, emit)
 		kmsg("fusevm: scenario " + sc.Name + " end")
 		emit(events.Event{Kind: events.ScenarioEnd, Verdict: res.Verdict, Detail: res.Detail})
 	}
@@ -66,12 +76,15 @@ func run() error {
 	return nil
 }
 
-func runScenario(sc events.ScenarioSpec, claims map[string]bool, params map[string]string, emit func(events.Event)) interp.Result {
+// spawnerArg makes /init run as the process spawner (see interp.Spawner).
+const spawnerArg = "spawner"
+
+func runScenario(sc events.ScenarioSpec, claims map[string]bool, params map[string]string, spawner *interp.Spawner, emit func(events.Event)) interp.Result {
 	s, err := script.Parse(sc.Name, sc.Name, sc.Script)
 	if err != nil {
 		return interp.Result{Verdict: "FAIL", Detail: "script: " + err.Error()}
 	}
-	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Daemon: "/bin/fusetestd", Emit: emit})
+	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Daemon: "/bin/fusetestd", Spawner: spawner, Emit: emit})
 }
 
 func mountAll() error {

@@ -256,11 +256,11 @@ func (c *LineConn) Receive(v any) ([]int, error) {
 				return nil, perr
 			}
 		}
-		c.pending = append(c.pending, buf[:n]...)
 		if err != nil {
 			closeAll(fds)
 			return nil, err
 		}
+		c.pending = append(c.pending, buf[:n]...)
 		if n == 0 {
 			closeAll(fds)
 			return nil, errors.New("connection closed")

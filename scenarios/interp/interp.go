@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,13 +38,15 @@ type Env struct {
 	Params map[string]string
 	// Daemon is the fusetestd binary.
 	Daemon string
+	// Spawner starts the keeper and the daemon generations.
+	Spawner *Spawner
 	// Emit reports a step result.
 	Emit func(events.Event)
 }
 
 // Result is a scenario's outcome as the guest sees it.
 type Result struct {
-	Verdict string // PASS or FAIL
+	Verdict string // PASS, FAIL, or HANG (a step blocked past the timeout)
 	Detail  string
 }
 
@@ -65,14 +66,33 @@ func Run(ctx context.Context, s *script.Script, env Env) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	r := &runner{env: env, handles: map[string]*os.File{}, vars: map[string]string{}, async: map[string]chan error{}, devfd: -1}
-	defer r.cleanup()
-	if err := r.steps(ctx, s.Steps); err != nil {
-		if ctx.Err() != nil {
-			return Result{Verdict: "FAIL", Detail: fmt.Sprintf("scenario timed out after %s: %v", s.Timeout, err)}
+	done := make(chan error, 1)
+	go func() { done <- r.steps(ctx, s.Steps) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// A step is blocked in the kernel (a FUSE request nobody answers):
+		// aborting the connection makes it return.
+		abortConn()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
 		}
+		r.cleanup()
+		return Result{Verdict: "HANG", Detail: fmt.Sprintf("scenario timed out after %s in %s", s.Timeout, r.currentStep())}
+	}
+	r.cleanup()
+	if err != nil {
 		return Result{Verdict: "FAIL", Detail: err.Error()}
 	}
 	return Result{Verdict: "PASS"}
+}
+
+func (r *runner) currentStep() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current
 }
 
 type runner struct {
@@ -81,8 +101,9 @@ type runner struct {
 	handles map[string]*os.File
 	vars    map[string]string
 	async   map[string]chan error
-	keeper  *exec.Cmd
-	daemon  *exec.Cmd
+	current string // "line N: op args" of the step in progress
+	keeper  int // pid, 0 when none
+	daemon  int // pid, 0 when none
 	gen     int
 	devfd   int
 	backing bool
@@ -113,9 +134,14 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 	case "race":
 		return r.race(ctx, st)
 	}
+	text := st.Op + " " + strings.Join(printable(st.Args), " ")
+	if !r.inRace(ctx) {
+		r.mu.Lock()
+		r.current = fmt.Sprintf("line %d: %s", st.Line, strings.TrimSpace(text))
+		r.mu.Unlock()
+	}
 	got, detail := r.do(ctx, st)
 	want := st.Expect.Resolve(r.env.Claims)
-	text := st.Op + " " + strings.Join(printable(st.Args), " ")
 	if r.env.Emit != nil && !r.inRace(ctx) {
 		d := got
 		if detail != "" {
@@ -123,7 +149,7 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 		}
 		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: strings.TrimSpace(text) + " => " + d})
 	}
-	if got != want {
+	if got != want && want != script.Any {
 		e := &StepError{Line: st.Line, Step: strings.TrimSpace(text), Got: got, Want: want}
 		if detail != "" {
 			e.Got += " (" + detail + ")"
@@ -240,6 +266,16 @@ func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 			return fail("%v", err)
 		}
 		return outcome(os.WriteFile(filepath.Join(BackingDir, a[0]), []byte(content), 0o644))
+	case "fill":
+		n, err := script.ParseSize(a[1])
+		if err != nil {
+			return fail("%v", err)
+		}
+		buf := make([]byte, n)
+		for i := range buf {
+			buf[i] = byte('a' + i%26)
+		}
+		return outcome(os.WriteFile(filepath.Join(BackingDir, a[0]), buf, 0o644))
 	case "mount":
 		return r.mount(ctx, a)
 	case "restart":
@@ -249,11 +285,7 @@ func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 	case "umount":
 		return outcome(r.umount())
 	case "abort":
-		ki, err := ctl.ReadKeeperInfo(StateDir)
-		if err != nil {
-			return fail("%v", err)
-		}
-		return outcome(os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", ki.Conn), []byte("1"), 0o200))
+		return outcome(abortConn())
 	case "open":
 		return r.open(a[0], a[1], a[2:])
 	case "read", "mmap-read":
@@ -500,7 +532,7 @@ func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
 }
 
 func (r *runner) mount(ctx context.Context, fl []string) (string, string) {
-	if r.keeper != nil {
+	if r.keeper != 0 {
 		return fail("already mounted")
 	}
 	if _, _, err := r.daemonArgs(fl); err != nil {
@@ -515,12 +547,12 @@ func (r *runner) mount(ctx context.Context, fl []string) (string, string) {
 	if _, noPT, _ := r.daemonArgs(fl); noPT {
 		args = append(args, "--no-passthrough")
 	}
-	k := exec.Command(r.env.Daemon, args...)
-	k.Stdout, k.Stderr = os.Stderr, os.Stderr
-	if err := k.Start(); err != nil {
+	pid, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
+	if err != nil {
 		return outcome(err)
 	}
-	r.keeper = k
+	r.keeper = pid
+	r.gen = 0
 	if err := waitFile(ctx, ctl.KeeperSocket(StateDir)); err != nil {
 		return fail("keeper did not come up: %v", err)
 	}
@@ -529,19 +561,18 @@ func (r *runner) mount(ctx context.Context, fl []string) (string, string) {
 
 // startDaemon starts a daemon generation and waits until it serves.
 func (r *runner) startDaemon(ctx context.Context, fl []string) (string, string) {
-	if r.daemon != nil {
+	if r.daemon != 0 {
 		return fail("a daemon generation is still running (crash it first)")
 	}
 	args, _, err := r.daemonArgs(fl)
 	if err != nil {
 		return fail("%v", err)
 	}
-	d := exec.Command(r.env.Daemon, args...)
-	d.Stdout, d.Stderr = os.Stderr, os.Stderr
-	if err := d.Start(); err != nil {
+	pid, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
+	if err != nil {
 		return outcome(err)
 	}
-	r.daemon = d
+	r.daemon = pid
 	r.gen++
 	if _, err := ctl.WaitServing(ctx, StateDir, r.gen); err != nil {
 		return fail("%v", err)
@@ -550,27 +581,28 @@ func (r *runner) startDaemon(ctx context.Context, fl []string) (string, string) 
 }
 
 func (r *runner) crash() error {
-	if r.daemon == nil {
+	if r.daemon == 0 {
 		return errors.New("no daemon running")
 	}
-	r.daemon.Process.Signal(syscall.SIGKILL)
-	r.daemon.Wait()
-	r.daemon = nil
-	return nil
+	err := kill(r.daemon, 5*time.Second)
+	r.daemon = 0
+	return err
 }
 
 func (r *runner) umount() error {
 	r.closeDevFD()
-	if r.keeper == nil {
+	if r.keeper == 0 {
 		return errors.New("not mounted")
 	}
 	err := ctl.Umount(StateDir)
-	r.keeper.Wait()
-	r.keeper = nil
-	if r.daemon != nil {
-		r.daemon.Process.Signal(syscall.SIGKILL)
-		r.daemon.Wait()
-		r.daemon = nil
+	if werr := waitDead(r.keeper, 5*time.Second); werr != nil {
+		kill(r.keeper, time.Second)
+		err = errors.Join(err, werr)
+	}
+	r.keeper = 0
+	if r.daemon != 0 {
+		kill(r.daemon, 5*time.Second)
+		r.daemon = 0
 	}
 	return err
 }
@@ -623,10 +655,8 @@ func (r *runner) freeSpace(f map[string]string) (string, string) {
 // cleanup leaves the guest as it found it: a dead daemon cannot answer the
 // FLUSH a close sends, so the connection is aborted first.
 func (r *runner) cleanup() {
-	if r.daemon == nil && r.keeper != nil {
-		if ki, err := ctl.ReadKeeperInfo(StateDir); err == nil {
-			os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", ki.Conn), []byte("1"), 0o200)
-		}
+	if r.keeper != 0 {
+		abortConn()
 	}
 	r.mu.Lock()
 	for h, f := range r.handles {
@@ -635,7 +665,7 @@ func (r *runner) cleanup() {
 	}
 	r.mu.Unlock()
 	r.closeDevFD()
-	if r.keeper != nil {
+	if r.keeper != 0 {
 		if r.umount() != nil {
 			unix.Unmount(MountDir, unix.MNT_DETACH)
 		}
@@ -644,6 +674,15 @@ func (r *runner) cleanup() {
 		unix.Unmount(BackingDir, unix.MNT_DETACH)
 	}
 	os.RemoveAll(StateDir)
+}
+
+// abortConn aborts the scenario's connection through fusectl.
+func abortConn() error {
+	ki, err := ctl.ReadKeeperInfo(StateDir)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", ki.Conn), []byte("1"), 0o200)
 }
 
 func waitFile(ctx context.Context, path string) error {

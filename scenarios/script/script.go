@@ -20,8 +20,8 @@
 //	  end
 //	end
 //
-// An outcome is ok, an errno name (EIO, EPERM, ...), or a quoted string
-// (the bytes a read must return). A conditional outcome picks by a claim of
+// An outcome is ok, an errno name (EIO, EPERM, ...), or any (whatever
+// happens, for steps racing each other). A conditional outcome picks by a claim of
 // the kernel under test. Without "=>", a step must give ok. Arguments are
 // words or double-quoted strings (Go escapes); "$name" refers to a value a
 // previous step stored with as=name.
@@ -106,6 +106,7 @@ var Ops = map[string]OpSpec{
 	// Setup and daemon life cycle.
 	"backing": {Args: []Arg{Size}, Help: "mount a fresh tmpfs of SIZE for the backing files"},
 	"file":    {Args: []Arg{Path, Value}, Help: "create a backing file with CONTENT"},
+	"fill":    {Args: []Arg{Path, Size}, Help: "create a backing file of SIZE bytes (a repeating pattern)"},
 	"mount":   {Args: []Arg{Flag}, Help: "start the keeper and a first daemon generation (flags: recovery=STRATEGY, id-per-open, inode-cache, no-passthrough)"},
 	"crash":   {Help: "SIGKILL the daemon and wait for it to die"},
 	"restart": {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount) and wait until it serves"},
@@ -144,6 +145,10 @@ var Ops = map[string]OpSpec{
 
 // Headers are the accepted header keys.
 var Headers = map[string]bool{"needs": true, "timeout": true, "description": true}
+
+// Any is the outcome that accepts whatever a step gives (for racing steps
+// whose result depends on timing; the scenario then checks for splats).
+const Any = "any"
 
 // ErrnoRe matches errno outcome names.
 var ErrnoRe = regexp.MustCompile(`^E[A-Z0-9]+$`)
@@ -401,13 +406,26 @@ func parseOutcome(s string) (*Outcome, error) {
 }
 
 func checkOutcome(s string) error {
-	if s == "ok" || ErrnoRe.MatchString(s) {
+	if s == "ok" || s == Any || ErrnoRe.MatchString(s) {
 		return nil
 	}
-	if strings.HasPrefix(s, "\"") {
-		if _, err := strconv.Unquote(s); err == nil {
-			return nil
-		}
+	return fmt.Errorf("bad outcome %q (want ok, any, or an errno like EIO)", s)
+}
+
+// ParseSize parses 4096, 16K, 16M or 1G.
+func ParseSize(s string) (int64, error) {
+	if !sizeRe.MatchString(s) {
+		return 0, fmt.Errorf("bad size %q", s)
 	}
-	return fmt.Errorf("bad outcome %q (want ok, an errno like EIO, or a quoted string)", s)
+	mult := int64(1)
+	switch s[len(s)-1] {
+	case 'K':
+		mult = 1 << 10
+	case 'M':
+		mult = 1 << 20
+	case 'G':
+		mult = 1 << 30
+	}
+	n, err := strconv.ParseInt(strings.TrimRight(s, "KMG"), 10, 64)
+	return n * mult, err
 }

@@ -1,0 +1,137 @@
+package interp
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Spawner starts the keeper and daemon generations from a helper process
+// that never opens a file on the FUSE mount. Starting them from the
+// interpreter itself would hang: a fork copies its descriptors, among them
+// files open on the mount, and exec closes those copies, and each close
+// sends a FLUSH that no daemon answers between a crash and a restart.
+type Spawner struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+	dec *json.Decoder
+}
+
+type spawnRequest struct {
+	Args []string `json:"args"`
+}
+
+type spawnReply struct {
+	PID   int    `json:"pid"`
+	Error string `json:"error,omitempty"`
+}
+
+// StartSpawner runs `self arg` as the helper, talking over its stdin and
+// stdout; the helper must call ServeSpawner. Call it before any file is
+// opened on a FUSE mount.
+func StartSpawner(self, arg string) (*Spawner, error) {
+	cmd := exec.Command(self, arg)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &Spawner{enc: json.NewEncoder(in), dec: json.NewDecoder(bufio.NewReader(out))}, nil
+}
+
+// Start starts args[0] with args[1:] and returns its pid. Its output goes
+// to the console.
+func (s *Spawner) Start(args []string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enc.Encode(spawnRequest{Args: args}); err != nil {
+		return 0, fmt.Errorf("spawner: %w", err)
+	}
+	var rep spawnReply
+	if err := s.dec.Decode(&rep); err != nil {
+		return 0, fmt.Errorf("spawner: %w", err)
+	}
+	if rep.Error != "" {
+		return 0, errors.New(rep.Error)
+	}
+	return rep.PID, nil
+}
+
+// ServeSpawner is the helper's loop: start what is asked, reap children.
+// It returns when in closes.
+func ServeSpawner(in io.Reader, out io.Writer) error {
+	dec := json.NewDecoder(in)
+	enc := json.NewEncoder(out)
+	for {
+		var req spawnRequest
+		if err := dec.Decode(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		var rep spawnReply
+		if len(req.Args) == 0 {
+			rep.Error = "spawner: empty command"
+		} else {
+			cmd := exec.Command(req.Args[0], req.Args[1:]...)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Start(); err != nil {
+				rep.Error = err.Error()
+			} else {
+				rep.PID = cmd.Process.Pid
+				go cmd.Wait()
+			}
+		}
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	}
+}
+
+// alive reports whether pid still runs (a zombie counts as dead: its
+// descriptors are closed).
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// kill sends SIGKILL to pid and waits until it is dead.
+func kill(pid int, within time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+		return err
+	}
+	return waitDead(pid, within)
+}
+
+func waitDead(pid int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d still alive after %s", pid, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
