@@ -102,8 +102,8 @@ type runner struct {
 	vars    map[string]string
 	async   map[string]chan error
 	current string // "line N: op args" of the step in progress
-	keeper  int // pid, 0 when none
-	daemon  int // pid, 0 when none
+	keeper  int    // pid, 0 when none
+	daemon  int    // pid, 0 when none
 	gen     int
 	devfd   int
 	backing bool
@@ -473,13 +473,20 @@ func (r *runner) withCtl(fn func(*ctl.Client) error) (string, string) {
 	return outcome(fn(cl))
 }
 
-func (r *runner) statusCheck(op string, a []string) (string, string) {
+func (r *runner) status() (ctl.Status, error) {
 	cl, err := ctl.Dial(StateDir)
 	if err != nil {
-		return fail("%v", err)
+		return ctl.Status{}, err
 	}
-	st, err := cl.Status()
-	cl.Close()
+	defer cl.Close()
+	return cl.Status()
+}
+
+// statusCheck checks the daemon's status. "ids" polls for up to two
+// seconds: RELEASE is asynchronous, so a close(2) returns before the daemon
+// has dropped the handle's backing id.
+func (r *runner) statusCheck(op string, a []string) (string, string) {
+	st, err := r.status()
 	if err != nil {
 		return fail("status: %v", err)
 	}
@@ -498,7 +505,15 @@ func (r *runner) statusCheck(op string, a []string) (string, string) {
 			return st.Recovery.Errno, st.Recovery.Detail
 		}
 	case "ids":
-		if want, _ := strconv.Atoi(a[0]); len(st.BackingIDs) != want {
+		want, _ := strconv.Atoi(a[0])
+		deadline := time.Now().Add(2 * time.Second)
+		for len(st.BackingIDs) != want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			if st, err = r.status(); err != nil {
+				return fail("status: %v", err)
+			}
+		}
+		if len(st.BackingIDs) != want {
 			return fail("%d backing ids, want %d", len(st.BackingIDs), want)
 		}
 	}

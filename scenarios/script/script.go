@@ -125,7 +125,7 @@ var Ops = map[string]OpSpec{
 	"passthrough": {Help: "the connection negotiated FUSE passthrough"},
 	"served":      {Args: []Arg{Word, Count}, Help: "the current generation served exactly N requests of OPCODE (e.g. READ)"},
 	"recovery":    {Help: "the outcome of the current generation's recovery ioctl"},
-	"ids":         {Args: []Arg{Count}, Help: "the current generation holds exactly N backing ids"},
+	"ids":         {Args: []Arg{Count}, Help: "the current generation holds exactly N backing ids (waits up to 2s: RELEASE is asynchronous)"},
 	"answer-open": {Args: []Arg{Path, Value}, Help: "answer the next OPEN of PATH with backing id VALUE"},
 	"hold":        {Args: []Arg{Word}, Help: "let the daemon read but not answer requests of OPCODE"},
 	"release":     {Args: []Arg{Word}, Help: "answer the held requests of OPCODE and stop holding"},
