@@ -138,16 +138,21 @@ func (c *Catalog) Version(name string) VersionInfo {
 	return VersionInfo{Name: name}
 }
 
-// Claims is the union of the claims of the first k patches (k < 0: all),
-// sorted.
-func (e *CatalogEntry) Claims(k int) []string {
-	if k < 0 || k > len(e.Patches) {
-		k = len(e.Patches)
+// Claims is the union of the claims of the selected patches (1-based; nil
+// selects all), sorted.
+func (e *CatalogEntry) Claims(picks []int) []string {
+	if picks == nil {
+		for i := range e.Patches {
+			picks = append(picks, i+1)
+		}
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, p := range e.Patches[:k] {
-		for _, c := range p.Claims {
+	for _, n := range picks {
+		if n < 1 || n > len(e.Patches) {
+			continue
+		}
+		for _, c := range e.Patches[n-1].Claims {
 			if !seen[c] {
 				seen[c] = true
 				out = append(out, c)

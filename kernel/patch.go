@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -43,9 +44,39 @@ type Series struct {
 	Patches []Patch `json:"patches"`
 }
 
-// Prefix returns the series made of the first k patches.
-func (s *Series) Prefix(k int) *Series {
-	return &Series{Source: fmt.Sprintf("%s[:%d]", s.Source, k), Patches: s.Patches[:k]}
+// Select returns the series made of the given patches (1-based numbers,
+// in the order given).
+func (s *Series) Select(numbers []int) (*Series, error) {
+	out := &Series{Source: fmt.Sprintf("%s%v", s.Source, numbers)}
+	for _, n := range numbers {
+		if n < 1 || n > len(s.Patches) {
+			return nil, fmt.Errorf("patch %d: the series %s has %d patches", n, s.Source, len(s.Patches))
+		}
+		out.Patches = append(out.Patches, s.Patches[n-1])
+	}
+	return out, nil
+}
+
+// ParsePicks parses a patch selection: "2", "1,2", "1-3", "1-2,4".
+func ParsePicks(spec string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(spec, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 1 {
+			return nil, fmt.Errorf("bad patch selection %q: want numbers like 2, 1,2 or 1-3", spec)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("bad patch selection %q: want numbers like 2, 1,2 or 1-3", spec)
+			}
+		}
+		for i := a; i <= b; i++ {
+			out = append(out, i)
+		}
+	}
+	return out, nil
 }
 
 // LoadSeries reads a series from a directory of *.patch files (in name

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,5 +186,19 @@ func TestApplyDetectsAlreadyApplied(t *testing.T) {
 	var ae *ApplyError
 	if !errors.As(err, &ae) || !ae.AlreadyApplied || ae.Patch != "0001-first.patch" {
 		t.Fatalf("want already-applied, got %v", err)
+	}
+}
+
+func TestParsePicks(t *testing.T) {
+	for spec, want := range map[string]string{"2": "[2]", "1,2": "[1 2]", "1-3": "[1 2 3]", "1-2,4": "[1 2 4]"} {
+		got, err := ParsePicks(spec)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("%s: got %v %v, want %s", spec, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "a", "3-1", "1-"} {
+		if _, err := ParsePicks(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

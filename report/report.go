@@ -23,6 +23,8 @@ const (
 	Hang  Verdict = "HANG"  // a timeout
 	Skip  Verdict = "SKIP"  // build or apply failure, missing feature
 	Infra Verdict = "INFRA" // QEMU or host problem
+	// Flaky: repeats of one scenario disagreed; never counted as PASS.
+	Flaky Verdict = "FLAKY"
 )
 
 // SchemaVersion is bumped on any incompatible change of results.json.
@@ -33,7 +35,9 @@ type Result struct {
 	// Kernel is the source spec, e.g. "debian:7.3".
 	Kernel string `json:"kernel"`
 	// Variant names the patch set: "baseline", "v2", "v2[:1]"...
-	Variant  string  `json:"variant"`
+	Variant string `json:"variant"`
+	// Config names the config fragments, e.g. "base" or "base+debug".
+	Config   string  `json:"config"`
 	Scenario string  `json:"scenario"`
 	Verdict  Verdict `json:"verdict"`
 	// Expected is the verdict the claims (or a known issue) call for.
@@ -44,8 +48,10 @@ type Result struct {
 	// Reason explains a non-PASS verdict in one line.
 	Reason string `json:"reason,omitempty"`
 	// Splat is the first kernel splat's title, if any.
-	Splat      string        `json:"splat,omitempty"`
-	SplatText  string        `json:"splat_text,omitempty"`
+	Splat     string `json:"splat,omitempty"`
+	SplatText string `json:"splat_text,omitempty"`
+	// Runs holds each repeat's verdict when the scenario ran more than once.
+	Runs       []Verdict     `json:"runs,omitempty"`
 	Accel      string        `json:"accel,omitempty"`
 	Duration   time.Duration `json:"duration_ns"`
 	ConsoleLog string        `json:"console_log,omitempty"`
@@ -55,6 +61,7 @@ type Result struct {
 type Kernel struct {
 	Spec     string   `json:"spec"`
 	Variant  string   `json:"variant"`
+	Config   string   `json:"config"`
 	Identity string   `json:"identity"`
 	Version  string   `json:"version"`
 	Patches  []string `json:"patches"`
@@ -132,17 +139,57 @@ func (run *Run) WriteSummary(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "KERNEL\tVARIANT\tSCENARIO\tRESULT")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kernel, r.Variant, r.Scenario, r.Cell())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kernel, r.column(), r.Scenario, r.Cell())
 	}
 	tw.Flush()
 	var notes []string
 	for _, r := range res {
 		if r.Reason != "" && (!r.AsExpected || r.Verdict != Pass) {
-			notes = append(notes, fmt.Sprintf("  %s %s %s: %s", r.Kernel, r.Variant, r.Scenario, r.Reason))
+			notes = append(notes, fmt.Sprintf("  %s %s %s: %s", r.Kernel, r.column(), r.Scenario, r.Reason))
 		}
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nreasons:")
 		fmt.Fprintln(w, strings.Join(notes, "\n"))
 	}
+}
+
+// column is the variant with its config when that is not the base one.
+func (r *Result) column() string {
+	if r.Config == "" || r.Config == "base" {
+		return r.Variant
+	}
+	return r.Variant + " (" + r.Config + ")"
+}
+
+// Merge folds the repeats of one scenario into one result: the common
+// verdict when all repeats agree, else FLAKY (with the first disagreeing
+// repeat's reason). The expectation is settled again by the caller.
+func Merge(repeats []Result) Result {
+	out := repeats[0]
+	if len(repeats) == 1 {
+		return out
+	}
+	for _, r := range repeats {
+		out.Runs = append(out.Runs, r.Verdict)
+	}
+	for _, r := range repeats[1:] {
+		if r.Verdict != out.Verdict {
+			counts := map[Verdict]int{}
+			for _, v := range out.Runs {
+				counts[v]++
+			}
+			reason := out.Reason
+			if reason == "" {
+				reason = r.Reason
+			}
+			if out.Splat == "" && r.Splat != "" {
+				out.Splat, out.SplatText = r.Splat, r.SplatText
+			}
+			out.Verdict = Flaky
+			out.Reason = fmt.Sprintf("repeats disagree %v: %s", counts, reason)
+			return out
+		}
+	}
+	return out
 }

@@ -29,6 +29,7 @@ const usage = `usage: fusevm <command> [flags]
 
 commands:
   run        build one kernel variant, boot it, run scenarios, report
+  matrix     kernels x series versions x configs x scenarios from configs/matrix.toml
   scenarios  list the built-in scenarios, or check scripts (fusevm scenarios FILE.fvm...)
 
 Run "fusevm <command> -h" for the flags of a command.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "run":
 		code, err = cmdRun(ctx, args[1:])
+	case "matrix":
+		code, err = cmdMatrix(ctx, args[1:])
 	case "scenarios":
 		code, err = cmdScenarios(args[1:])
 	case "-h", "--help", "help":

@@ -1,0 +1,127 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteMarkdown writes the summary table: one row per scenario, one column
+// per kernel and variant, each cell a verdict and whether it was expected,
+// followed by the reasons of the unexpected cells.
+func (run *Run) WriteMarkdown(w io.Writer) error {
+	var cols []string
+	colSeen := map[string]bool{}
+	var rows []string
+	rowSeen := map[string]bool{}
+	cells := map[[2]string]*Result{}
+	for i := range run.Results {
+		r := &run.Results[i]
+		col := r.Kernel + " " + r.column()
+		if !colSeen[col] {
+			colSeen[col] = true
+			cols = append(cols, col)
+		}
+		if !rowSeen[r.Scenario] {
+			rowSeen[r.Scenario] = true
+			rows = append(rows, r.Scenario)
+		}
+		cells[[2]string{r.Scenario, col}] = r
+	}
+	fmt.Fprintf(w, "| scenario | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
+	for _, row := range rows {
+		fmt.Fprintf(w, "| %s |", row)
+		for _, col := range cols {
+			r := cells[[2]string{row, col}]
+			if r == nil {
+				fmt.Fprint(w, " |")
+				continue
+			}
+			fmt.Fprintf(w, " %s |", mdCell(r))
+		}
+		fmt.Fprintln(w)
+	}
+	var notes []string
+	for _, r := range run.Results {
+		if !r.AsExpected || r.KnownIssue != "" {
+			why := r.Reason
+			if r.KnownIssue != "" {
+				why = "known issue: " + r.KnownIssue + "; " + why
+			}
+			notes = append(notes, fmt.Sprintf("- %s %s, %s: %s", r.Kernel, r.column(), r.Scenario, why))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	}
+	return nil
+}
+
+func mdCell(r *Result) string {
+	switch {
+	case r.KnownIssue != "" && r.AsExpected:
+		return string(r.Verdict) + " (known)"
+	case r.AsExpected:
+		return string(r.Verdict)
+	default:
+		return fmt.Sprintf("**%s** (want %s)", r.Verdict, r.Expected)
+	}
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Body    string `xml:",chardata"`
+}
+
+// WriteJUnit writes one test suite per kernel variant; every result that
+// is not as expected (a build failure's SKIP included) is a failure.
+func (run *Run) WriteJUnit(w io.Writer) error {
+	var suites []junitSuite
+	idx := map[string]int{}
+	for _, r := range run.Results {
+		name := r.Kernel + " " + r.column()
+		i, ok := idx[name]
+		if !ok {
+			i = len(suites)
+			idx[name] = i
+			suites = append(suites, junitSuite{Name: name})
+		}
+		s := &suites[i]
+		c := junitCase{Name: r.Scenario, Classname: name, Time: fmt.Sprintf("%.3f", r.Duration.Seconds()), SystemOut: r.Cell()}
+		if !r.AsExpected {
+			c.Failure = &junitMessage{Message: fmt.Sprintf("%s, want %s", r.Verdict, r.Expected), Body: r.Reason + "\n" + r.SplatText}
+			s.Failures++
+		}
+		s.Tests++
+		s.Cases = append(s.Cases, c)
+	}
+	fmt.Fprint(w, xml.Header)
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(junitSuites{Suites: suites}); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return nil
+}
