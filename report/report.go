@@ -90,6 +90,9 @@ func (r *Result) Settle(expected Verdict, knownVerdict Verdict, knownReason stri
 		r.KnownIssue = knownReason
 	}
 	r.AsExpected = r.Verdict == r.Expected
+	if !r.AsExpected && r.Verdict == Pass && r.Reason == "" {
+		r.Reason = fmt.Sprintf("passed where %s was expected: a reproducer that passes on a kernel without the fix proves nothing", r.Expected)
+	}
 }
 
 // WriteJSON writes results.json atomically.
@@ -176,8 +179,15 @@ func Merge(repeats []Result) Result {
 	for _, r := range repeats[1:] {
 		if r.Verdict != out.Verdict {
 			counts := map[Verdict]int{}
+			var order []string
 			for _, v := range out.Runs {
+				if counts[v] == 0 {
+					order = append(order, string(v))
+				}
 				counts[v]++
+			}
+			for i, v := range order {
+				order[i] = fmt.Sprintf("%s x%d", v, counts[Verdict(v)])
 			}
 			reason := out.Reason
 			if reason == "" {
@@ -187,7 +197,7 @@ func Merge(repeats []Result) Result {
 				out.Splat, out.SplatText = r.Splat, r.SplatText
 			}
 			out.Verdict = Flaky
-			out.Reason = fmt.Sprintf("repeats disagree %v: %s", counts, reason)
+			out.Reason = fmt.Sprintf("repeats disagree (%s): %s", strings.Join(order, ", "), reason)
 			return out
 		}
 	}

@@ -168,6 +168,30 @@ type built struct {
 	kinfo     report.Kernel
 	kernel    string
 	initramfs string
+	// cmdline holds extra kernel arguments from the fragments' .cmdline
+	// companions (e.g. debug.cmdline: slub_debug=FZPU kasan_multi_shot).
+	cmdline []string
+}
+
+// fragmentCmdline reads the X.cmdline file beside each X.config fragment.
+func fragmentCmdline(frags []string) ([]string, error) {
+	var out []string
+	for _, f := range frags {
+		data, err := os.ReadFile(strings.TrimSuffix(f, ".config") + ".cmdline")
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if i := strings.IndexByte(line, '#'); i >= 0 {
+				line = line[:i]
+			}
+			out = append(out, strings.Fields(line)...)
+		}
+	}
+	return out, nil
 }
 
 // prepare resolves the source, loads the series and builds the kernel and
@@ -177,6 +201,9 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 	b := &built{v: v, kinfo: report.Kernel{Spec: v.spec, Variant: v.name, Config: v.config, Claims: v.claims}}
 	frags, err := fragments(root, v.config)
 	if err != nil {
+		return nil, nil, err
+	}
+	if b.cmdline, err = fragmentCmdline(frags); err != nil {
 		return nil, nil, err
 	}
 	cache := &kernel.Cache{Root: c.cache}
@@ -254,7 +281,7 @@ func boot(ctx context.Context, c *common, b *built, ss []scenarios.Scenario, out
 	outc, err := execute.Run(ctx, execute.Job{
 		Kernel: b.kernel, Initramfs: b.initramfs, Scenarios: ss, Claims: b.v.claims, Params: b.v.params,
 		OutDir: outDir, Console: console,
-		VMOptions: []vmtest.Option{vmtest.WithAccel(accel), vmtest.WithProbeCache(filepath.Join(c.cache, "kvm-probe.json")), vmtest.WithWorkDir(outDir)},
+		VMOptions: []vmtest.Option{vmtest.WithAccel(accel), vmtest.WithProbeCache(filepath.Join(c.cache, "kvm-probe.json")), vmtest.WithWorkDir(outDir), vmtest.WithAppend(b.cmdline...)},
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,110 @@
+package report
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// sampleRun covers every cell shape: expected PASS and FAIL, an unexpected
+// PASS, a CRASH with a splat, a known issue, a FLAKY merge, a build SKIP.
+func sampleRun() *Run {
+	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	run := &Run{Started: t0, Finished: t0.Add(90 * time.Second)}
+	run.Kernels = []Kernel{
+		{Spec: "debian:7.3", Variant: "baseline", Config: "base", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Key: "k1", Cached: true},
+		{Spec: "debian:7.3", Variant: "v2", Config: "base+debug", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Patches: []string{"0001-a.patch", "0002-b.patch"}, Claims: []string{"close_all_ioctl", "same_inode_reuse"}, Key: "k2"},
+		{Spec: "debian:7.3", Variant: "v9", Config: "base", BuildError: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
+	}
+	add := func(r Result, expected, known Verdict, reason string) {
+		r.Duration = 1500 * time.Millisecond
+		r.Settle(expected, known, reason)
+		run.Results = append(run.Results, r)
+	}
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reopen-after-restart", Verdict: Fail, Reason: "line 16: open h2 a.txt: got EIO, want ok"}, Fail, "", "")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reregister-no-restart", Verdict: Pass}, Fail, "", "")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "smoke-passthrough", Verdict: Pass}, Pass, "", "")
+	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "reopen-after-restart", Verdict: Pass}, Pass, "", "")
+	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "close-all-race", Verdict: Crash, Splat: "KASAN: slab-use-after-free in idr_for_each", SplatText: "BUG: KASAN: slab-use-after-free in idr_for_each+0x1b/0x120", Reason: "kernel splat: KASAN: slab-use-after-free in idr_for_each"}, Pass, Crash, "idr_for_each walk without RCU")
+	add(Merge([]Result{
+		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: Pass},
+		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: Hang, Reason: "scenario timed out after 1m0s in line 9: open h a.txt"},
+	}), Pass, "", "")
+	add(Result{Kernel: "debian:7.3", Variant: "v9", Config: "base", Scenario: "smoke-passthrough", Verdict: Skip, Reason: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"}, Pass, "", "")
+	return run
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestGoldenOutputs(t *testing.T) {
+	run := sampleRun()
+	dir := t.TempDir()
+	if err := run.WriteJSON(filepath.Join(dir, "results.json")); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "results.json"))
+	golden(t, "results.json", data)
+	var b bytes.Buffer
+	run.WriteJUnit(&b)
+	golden(t, "junit.xml", b.Bytes())
+	b.Reset()
+	run.WriteMarkdown(&b)
+	golden(t, "summary.md", b.Bytes())
+	b.Reset()
+	run.WriteSummary(&b)
+	golden(t, "summary.txt", b.Bytes())
+}
+
+func TestExpectationCells(t *testing.T) {
+	run := sampleRun()
+	if run.AllAsExpected() {
+		t.Fatal("the sample holds unexpected cells")
+	}
+	byScenario := map[string]Result{}
+	for _, r := range run.Results {
+		byScenario[r.Variant+"/"+r.Scenario] = r
+	}
+	cases := map[string]string{
+		"baseline/reopen-after-restart":  "FAIL (expected)",
+		"baseline/reregister-no-restart": "PASS (UNEXPECTED, want FAIL)",
+		"v2/close-all-race":              "CRASH (known issue)",
+		"v2/smoke-passthrough":           "FLAKY (UNEXPECTED, want PASS)",
+		"v9/smoke-passthrough":           "SKIP (UNEXPECTED, want PASS)",
+	}
+	for k, want := range cases {
+		r := byScenario[k]
+		if got := r.Cell(); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	// A known issue that stops reproducing is reported.
+	r := Result{Verdict: Pass}
+	r.Settle(Pass, Crash, "race")
+	if r.AsExpected || r.Cell() != "PASS (UNEXPECTED: known issue CRASH no longer reproduces)" {
+		t.Errorf("fixed known issue: %q", r.Cell())
+	}
+	ok := &Run{Results: []Result{{Verdict: Pass, Expected: Pass, AsExpected: true}}}
+	if !ok.AllAsExpected() || (&Run{}).AllAsExpected() {
+		t.Error("AllAsExpected")
+	}
+}

@@ -1,0 +1,63 @@
+package scenarios
+
+import (
+	"testing"
+
+	"fusevm/report"
+)
+
+// TestBuiltinsParse parses every shipped script.
+func TestBuiltinsParse(t *testing.T) {
+	ss, err := Load([]string{"all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != len(Names()) || len(ss) < 13 {
+		t.Fatalf("loaded %d of %d scenarios", len(ss), len(Names()))
+	}
+	for _, s := range ss {
+		if s.Description == "" {
+			t.Errorf("%s has no description", s.Name)
+		}
+	}
+}
+
+// TestExpectations resolves claims x needs for the series as the matrix
+// uses it: the baseline reproduces, patch 2 alone fixes the EIO but not
+// the leak, and scenarios without needs must pass everywhere.
+func TestExpectations(t *testing.T) {
+	claims := map[string]map[string]bool{
+		"baseline":  {},
+		"v1":        {"close_all_minus_one": true, "inode_cache_flag": true},
+		"v2":        {"close_all_ioctl": true, "same_inode_reuse": true},
+		"v2-patch2": {"same_inode_reuse": true},
+	}
+	want := map[string]map[string]report.Verdict{
+		"reopen-after-restart":     {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Pass},
+		"reregister-no-restart":    {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Pass},
+		"leak-after-restart":       {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Fail},
+		"crash-loop":               {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Fail},
+		"reopen-inode-cache":       {"baseline": report.Fail, "v1": report.Pass, "v2": report.Fail, "v2-patch2": report.Fail},
+		"different-inode-rejected": {"baseline": report.Pass, "v1": report.Pass, "v2": report.Pass, "v2-patch2": report.Pass},
+	}
+	for name, byVariant := range want {
+		ss, err := Load([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v, w := range byVariant {
+			if got := Expected(ss[0].Script, claims[v]); got != w {
+				t.Errorf("%s on %s: expected %s, want %s", name, v, got, w)
+			}
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load([]string{"nope"}); err == nil {
+		t.Error("unknown scenario accepted")
+	}
+	if _, err := Load([]string{"/nonexistent/x.fvm"}); err == nil {
+		t.Error("missing file accepted")
+	}
+}
