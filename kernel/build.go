@@ -156,7 +156,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	if err := checkBuildTools(); err != nil {
 		return nil, err
 	}
-	unlockWS, err := c.Lock("work-" + spec.Tree.ID)
+	unlockWS, err := c.Lock("work-" + spec.Tree.lineage())
 	if err != nil {
 		return nil, err
 	}
@@ -270,65 +270,80 @@ func buildEnv(c *Cache, ws string) []string {
 	}
 }
 
-// workspaceState remembers which files the last applied series touched, so
-// the next build can restore them from the pristine tree.
+// workspaceState records what a workspace holds: which tree (and, for git,
+// which commit) it was filled from, and which files the last applied
+// series touched, so the next build can restore them.
 type workspaceState struct {
+	TreeID  string   `json:"tree_id"`
+	Commit  string   `json:"commit,omitempty"`
 	Touched []string `json:"touched"`
 }
 
-// prepareWorkspace makes work/<tree>/linux match tree + series. The first
-// time it hardlinks (or copies) the tree; later it restores the files the
-// previous series touched (as fresh copies, so make sees them as changed)
-// and applies the new series.
+// prepareWorkspace makes work/<lineage>/linux match tree + series. The
+// first time it fills it (hardlinks, a copy, or git archive); for another
+// commit of the same repository it rewrites only the files that differ;
+// it restores the files the previous series touched (fresh copies, so
+// make sees them as changed) and applies the new series.
 func prepareWorkspace(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (string, error) {
-	root := c.Path("work", spec.Tree.ID)
+	t := spec.Tree
+	root := c.Path("work", t.lineage())
 	ws := filepath.Join(root, "linux")
 	statePath := filepath.Join(root, "state.json")
-	if _, err := os.Stat(ws); err != nil {
-		log.Stage("workspace " + spec.Tree.ID)
-		os.MkdirAll(root, 0o755)
-		tmp := ws + ".tmp"
-		os.RemoveAll(tmp)
-		if out, err := exec.CommandContext(ctx, "cp", "-al", spec.Tree.Dir, tmp).CombinedOutput(); err != nil {
-			os.RemoveAll(tmp)
-			if out, err = exec.CommandContext(ctx, "cp", "-a", spec.Tree.Dir, tmp).CombinedOutput(); err != nil {
-				os.RemoveAll(tmp)
-				return "", annotateNoSpace(fmt.Errorf("copy source to workspace: %s", lastLine(out)), root)
-			}
-		}
-		if err := os.Rename(tmp, ws); err != nil {
-			return "", err
-		}
-		os.Remove(statePath)
-	}
 	var st workspaceState
 	if data, err := os.ReadFile(statePath); err == nil {
 		json.Unmarshal(data, &st)
 	}
-	for _, f := range st.Touched {
-		dst := filepath.Join(ws, f)
-		src := filepath.Join(spec.Tree.Dir, f)
-		if info, err := os.Stat(src); err == nil {
-			tmp := dst + ".fusevm-restore"
-			if err := copyFile(src, tmp, info.Mode().Perm()); err != nil {
-				return "", err
-			}
-			if err := os.Rename(tmp, dst); err != nil {
-				return "", err
-			}
-		} else {
-			os.Remove(dst)
-		}
-	}
-	writeState := func(touched []string) error {
-		data, _ := json.Marshal(workspaceState{Touched: touched})
+	writeState := func() error {
+		data, _ := json.Marshal(st)
 		return os.WriteFile(statePath, data, 0o644)
 	}
-	if err := writeState(nil); err != nil {
+	_, statErr := os.Stat(ws)
+	if statErr == nil && st.TreeID != t.ID {
+		var changed []string
+		var err error
+		if t.Repo != "" && st.Commit != "" {
+			changed, err = t.changedSince(ctx, st.Commit)
+		} else {
+			err = errors.New("not the same repository")
+		}
+		if err == nil {
+			log.Stage(fmt.Sprintf("workspace: update %d files to %s", len(changed), t.Identity))
+			err = t.restore(ctx, ws, append(changed, st.Touched...))
+		}
+		if err != nil {
+			os.RemoveAll(ws) // refill from scratch below
+			statErr = err
+		} else {
+			st = workspaceState{TreeID: t.ID, Commit: t.Commit}
+			if err := writeState(); err != nil {
+				return "", err
+			}
+		}
+	}
+	if statErr != nil {
+		log.Stage("workspace " + t.Identity)
+		os.MkdirAll(root, 0o755)
+		tmp := ws + ".tmp"
+		os.RemoveAll(tmp)
+		if err := t.populate(ctx, tmp); err != nil {
+			os.RemoveAll(tmp)
+			return "", annotateNoSpace(err, root)
+		}
+		if err := os.Rename(tmp, ws); err != nil {
+			return "", err
+		}
+		st = workspaceState{TreeID: t.ID, Commit: t.Commit}
+	}
+	if err := t.restore(ctx, ws, st.Touched); err != nil {
+		return "", err
+	}
+	st.Touched = nil
+	if err := writeState(); err != nil {
 		return "", err
 	}
 	touched, err := Apply(ctx, ws, filepath.Join(root, "series.git"), spec.Series)
-	if werr := writeState(touched); werr != nil && err == nil {
+	st.Touched = touched
+	if werr := writeState(); werr != nil && err == nil {
 		err = werr
 	}
 	if err != nil {

@@ -34,6 +34,135 @@ type Tree struct {
 	Identity string `json:"identity"`
 	// Version is the kernel version from the top Makefile, e.g. "7.3.4".
 	Version string `json:"version"`
+	// Repo and Commit are set for git sources, whose trees are read from
+	// the repository on demand instead of being extracted (Dir is empty).
+	Repo   string `json:"repo,omitempty"`
+	Commit string `json:"commit,omitempty"`
+}
+
+// lineage names the workspace a tree builds in: every commit of one git
+// repository shares a workspace (a bisect step then recompiles only what
+// changed between commits); other trees have their own.
+func (t *Tree) lineage() string {
+	if t.Repo != "" {
+		sum := sha256.Sum256([]byte(t.Repo))
+		return "repo-" + hex.EncodeToString(sum[:8])
+	}
+	return t.ID
+}
+
+// populate writes the whole tree into dst, which must not exist.
+func (t *Tree) populate(ctx context.Context, dst string) error {
+	if t.Repo != "" {
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+		return t.gitExtract(ctx, dst, nil)
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-al", t.Dir, dst).CombinedOutput(); err != nil {
+		os.RemoveAll(dst)
+		if out, err = exec.CommandContext(ctx, "cp", "-a", t.Dir, dst).CombinedOutput(); err != nil {
+			os.RemoveAll(dst)
+			return fmt.Errorf("copy source to workspace: %s", lastLine(out))
+		}
+	}
+	return nil
+}
+
+// restore makes files in dst match the tree again, as fresh copies (new
+// mtimes, so make rebuilds what depends on them); files the tree lacks are
+// removed.
+func (t *Tree) restore(ctx context.Context, dst string, files []string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	if t.Repo != "" {
+		var present []string
+		out, err := exec.CommandContext(ctx, "git", append([]string{"-C", t.Repo, "ls-tree", "-r", "--name-only", t.Commit, "--"}, files...)...).Output()
+		if err != nil {
+			return fmt.Errorf("git ls-tree: %w", err)
+		}
+		have := map[string]bool{}
+		for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if f != "" {
+				have[f] = true
+				present = append(present, f)
+			}
+		}
+		for _, f := range files {
+			if !have[f] {
+				os.Remove(filepath.Join(dst, f))
+			}
+		}
+		if len(present) == 0 {
+			return nil
+		}
+		for _, f := range present {
+			os.Remove(filepath.Join(dst, f)) // never write through a hardlink
+		}
+		return t.gitExtract(ctx, dst, present)
+	}
+	for _, f := range files {
+		d := filepath.Join(dst, f)
+		info, err := os.Stat(filepath.Join(t.Dir, f))
+		if err != nil {
+			os.Remove(d)
+			continue
+		}
+		tmp := d + ".fusevm-restore"
+		if err := copyFile(filepath.Join(t.Dir, f), tmp, info.Mode().Perm()); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// changedSince lists the paths that differ between an earlier commit of
+// the same repository and this one.
+func (t *Tree) changedSince(ctx context.Context, commit string) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", t.Repo, "diff", "--name-only", "--no-renames", commit, t.Commit).Output()
+	if err != nil {
+		return nil, fmt.Errorf("git diff %s %s: %w", commit, t.Commit, err)
+	}
+	var files []string
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files, nil
+}
+
+// gitExtract writes paths (all when nil) of the commit into dst with fresh
+// mtimes.
+func (t *Tree) gitExtract(ctx context.Context, dst string, paths []string) error {
+	args := []string{"-C", t.Repo, "archive", "--format=tar", t.Commit}
+	if paths != nil {
+		args = append(append(args, "--"), paths...)
+	}
+	archive := exec.CommandContext(ctx, "git", args...)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-m", "-C", dst)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	var aerr, terr bytes.Buffer
+	archive.Stderr, untar.Stderr = &aerr, &terr
+	if err := untar.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		untar.Wait()
+		return fmt.Errorf("git archive %s: %s", t.Commit[:12], lastLine(aerr.Bytes()))
+	}
+	if err := untar.Wait(); err != nil {
+		return annotateNoSpace(fmt.Errorf("extract %s: %s", t.Commit[:12], lastLine(terr.Bytes())), dst)
+	}
+	return nil
 }
 
 // ErrBadSpec reports a source specification fusevm does not understand.
@@ -70,8 +199,10 @@ func Resolve(ctx context.Context, c *Cache, spec string, log Logger) (*Tree, err
 		return nil, err
 	}
 	t.Spec = spec
-	if t.Version, err = makefileVersion(t.Dir); err != nil {
-		return nil, fmt.Errorf("source %s: %w", spec, err)
+	if t.Version == "" {
+		if t.Version, err = makefileVersion(t.Dir); err != nil {
+			return nil, fmt.Errorf("source %s: %w", spec, err)
+		}
 	}
 	return t, nil
 }
@@ -79,13 +210,24 @@ func Resolve(ctx context.Context, c *Cache, spec string, log Logger) (*Tree, err
 // makefileVersion reads VERSION.PATCHLEVEL.SUBLEVEL from the top Makefile,
 // and doubles as the check that dir is a kernel tree.
 func makefileVersion(dir string) (string, error) {
-	f, err := os.Open(filepath.Join(dir, "Makefile"))
+	data, err := os.ReadFile(filepath.Join(dir, "Makefile"))
 	if err != nil {
 		return "", fmt.Errorf("%s is not a kernel tree (no top Makefile)", dir)
 	}
-	defer f.Close()
+	if _, err := os.Stat(filepath.Join(dir, "arch", "x86", "Kconfig")); err != nil {
+		return "", fmt.Errorf("%s is not a kernel tree with arch/x86", dir)
+	}
+	v, err := parseMakefileVersion(data)
+	if err != nil {
+		return "", fmt.Errorf("%s is not a kernel tree (%v)", dir, err)
+	}
+	return v, nil
+}
+
+// parseMakefileVersion reads VERSION.PATCHLEVEL.SUBLEVEL from a top Makefile.
+func parseMakefileVersion(data []byte) (string, error) {
 	vals := map[string]string{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 0; sc.Scan() && n < 20; n++ {
 		k, v, ok := strings.Cut(sc.Text(), "=")
 		if ok {
@@ -93,10 +235,7 @@ func makefileVersion(dir string) (string, error) {
 		}
 	}
 	if vals["VERSION"] == "" || vals["PATCHLEVEL"] == "" {
-		return "", fmt.Errorf("%s is not a kernel tree (top Makefile has no VERSION/PATCHLEVEL)", dir)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "arch", "x86", "Kconfig")); err != nil {
-		return "", fmt.Errorf("%s is not a kernel tree with arch/x86", dir)
+		return "", errors.New("top Makefile has no VERSION/PATCHLEVEL")
 	}
 	v := vals["VERSION"] + "." + vals["PATCHLEVEL"]
 	if s := vals["SUBLEVEL"]; s != "" {
@@ -151,8 +290,10 @@ func resolveDir(path string) (*Tree, error) {
 	return &Tree{Dir: abs, ID: "dir-" + sum[:16], Identity: "dir " + abs + " (files " + sum[:16] + ")"}, nil
 }
 
-// resolveGit exports REV of a repository with git archive into the cache.
-// The user's repository is only read: no worktree metadata, no checkout.
+// resolveGit resolves REV of a repository. Nothing is extracted: the
+// build workspace is filled from the repository (git archive) and, for the
+// next commit, updated with only the files that changed. The repository is
+// only read: no worktree, no index, no checkout.
 func resolveGit(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, error) {
 	repo, rev, _ := strings.Cut(arg, "@")
 	if rev == "" {
@@ -172,18 +313,22 @@ func resolveGit(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, e
 	if err != nil {
 		return nil, fmt.Errorf("source git:%s: %w", arg, err)
 	}
-	id := "git-" + tree[:16]
-	dir := c.Path("src", id)
-	if err := ensureExtracted(c, id, log, "export "+commit[:12], func(tmp string) error {
-		cmd := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", repo, commit, tmp)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git archive %s: %v: %s", commit[:12], err, lastLine(out))
-		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("source git:%s: %w", arg, err)
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return nil, err
 	}
-	return &Tree{Dir: dir + "/linux", ID: id, Identity: "git " + commit}, nil
+	mk, err := exec.CommandContext(ctx, "git", "-C", repo, "show", commit+":Makefile").Output()
+	if err != nil {
+		return nil, fmt.Errorf("source git:%s: commit %s is not a kernel tree (no top Makefile)", arg, commit[:12])
+	}
+	if exec.CommandContext(ctx, "git", "-C", repo, "cat-file", "-e", commit+":arch/x86/Kconfig").Run() != nil {
+		return nil, fmt.Errorf("source git:%s: commit %s is not a kernel tree with arch/x86", arg, commit[:12])
+	}
+	t := &Tree{ID: "git-" + tree[:16], Identity: "git " + commit, Repo: abs, Commit: commit}
+	if t.Version, err = parseMakefileVersion(mk); err != nil {
+		return nil, fmt.Errorf("source git:%s: commit %s: %w", arg, commit[:12], err)
+	}
+	return t, nil
 }
 
 func gitOut(ctx context.Context, repo string, args ...string) (string, error) {
@@ -242,7 +387,7 @@ func untar(ctx context.Context, tarball, dst string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s is corrupt or not a kernel tarball: tar: %s", filepath.Base(tarball), lastLine(stderr.Bytes()))
+		return fmt.Errorf("%s is corrupt or not a kernel tarball (%s)", filepath.Base(tarball), lastLine(stderr.Bytes()))
 	}
 	if _, err := makefileVersion(dst); err != nil {
 		return fmt.Errorf("%s does not hold a kernel tree", filepath.Base(tarball))

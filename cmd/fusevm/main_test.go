@@ -89,8 +89,8 @@ func TestBadSourceIsOneLineNonZero(t *testing.T) {
 		if code == 0 || code > 127 {
 			t.Errorf("%s: exit %d", c.spec, code)
 		}
-		if !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
-			t.Errorf("%s: stderr %q: want one line containing %q", c.spec, stderr, c.want)
+		if errs := errorLines(stderr); len(errs) != 1 || !strings.Contains(errs[0], c.want) {
+			t.Errorf("%s: stderr %q: want one error line containing %q", c.spec, stderr, c.want)
 		}
 	}
 	// Nothing half-written is left in the source cache.
@@ -98,6 +98,18 @@ func TestBadSourceIsOneLineNonZero(t *testing.T) {
 	for _, e := range entries {
 		t.Errorf("cache holds %s after failures", e.Name())
 	}
+}
+
+// errorLines returns the stderr lines that report an error (progress lines
+// start with "==>").
+func errorLines(stderr string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if l != "" && !strings.HasPrefix(l, "==>") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func TestGitRevisionMissing(t *testing.T) {
