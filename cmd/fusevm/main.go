@@ -30,6 +30,8 @@ const usage = `usage: fusevm <command> [flags]
 commands:
   run        build one kernel variant, boot it, run scenarios, report
   matrix     kernels x series versions x configs x scenarios from configs/matrix.toml
+  bisect-step     for git bisect run in a kernel tree: exit 0 good, 1 bad, 125 skip
+  bisect series   the first series version, then the first patch, whose results turn unexpected
   scenarios  list the built-in scenarios, or check scripts (fusevm scenarios FILE.fvm...)
 
 Run "fusevm <command> -h" for the flags of a command.
@@ -55,6 +57,14 @@ func run(ctx context.Context, args []string) int {
 		code, err = cmdRun(ctx, args[1:])
 	case "matrix":
 		code, err = cmdMatrix(ctx, args[1:])
+	case "bisect-step":
+		return cmdBisectStep(ctx, args[1:])
+	case "bisect":
+		if len(args) < 2 || args[1] != "series" {
+			err = usagef("bisect: want \"bisect series\" (or bisect-step for git bisect run)")
+			break
+		}
+		code, err = cmdBisectSeries(ctx, args[2:])
 	case "scenarios":
 		code, err = cmdScenarios(args[1:])
 	case "-h", "--help", "help":

@@ -597,3 +597,21 @@ var skipPrefixes = []string{
 	"__hrtimer_", "__sysvec_", "sysvec_", "asm_sysvec_", "irq_exit", "__irq_exit",
 	"lapic_", "kfence_", "__kfence_", "slab_free", "__slab_free", "kmem_cache_free",
 }
+
+// Section returns the console lines printed while the named scenario ran
+// (between its start and end markers, exclusive), for excerpts in reports.
+func Section(console []byte, scenario string) []string {
+	s := newScanner(console)
+	var out []string
+	in := false
+	for _, ln := range s.lines {
+		if m := markerRe.FindStringSubmatch(ln.msg); m != nil && m[1] == scenario {
+			in = m[2] == "start"
+			continue
+		}
+		if in {
+			out = append(out, ln.raw)
+		}
+	}
+	return out
+}

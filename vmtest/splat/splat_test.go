@@ -157,3 +157,14 @@ func TestEmpty(t *testing.T) {
 		t.Fatalf("ScanByScenario = %v", m)
 	}
 }
+
+func TestSection(t *testing.T) {
+	console := "[ 1.0] boot\n[ 1.1] fusevm: scenario a start\nline one\n[ 1.2] line two\n[ 1.3] fusevm: scenario a end\n[ 1.4] fusevm: scenario b start\nother\n"
+	got := Section([]byte(console), "a")
+	if len(got) != 2 || got[0] != "line one" || got[1] != "[ 1.2] line two" {
+		t.Errorf("section a: %q", got)
+	}
+	if got := Section([]byte(console), "b"); len(got) != 1 || got[0] != "other" {
+		t.Errorf("section b (no end marker): %q", got)
+	}
+}
