@@ -109,23 +109,13 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if err := fs.Parse(args); err != nil {
 		return exitSkip, err
 	}
-	top, err := exec.Command("git", "-C", *repo, "rev-parse", "--show-toplevel").Output()
+	repoDir, rev, err := bisectRevision(*repo, *allowDirty)
 	if err != nil {
-		return exitSkip, fmt.Errorf("%s is not a git work tree", *repo)
+		return exitSkip, err
 	}
-	repoDir := strings.TrimSpace(string(top))
-	if !*allowDirty {
-		dirty, err := exec.Command("git", "-C", repoDir, "status", "--porcelain", "--untracked-files=no").Output()
-		if err != nil {
-			return exitSkip, fmt.Errorf("git status: %v", err)
-		}
-		if len(strings.TrimSpace(string(dirty))) > 0 {
-			return exitSkip, fmt.Errorf("%s has uncommitted changes, which the build (of the committed HEAD) would not include: commit or stash them, or pass --allow-dirty", repoDir)
-		}
-	}
-	commitOut, err := exec.Command("git", "-C", repoDir, "log", "-1", "--format=%H%x00%s").Output()
+	commitOut, err := exec.Command("git", "-C", repoDir, "log", "-1", "--format=%H%x00%s", rev).Output()
 	if err != nil {
-		return exitSkip, fmt.Errorf("%s has no commits", repoDir)
+		return exitSkip, fmt.Errorf("%s: no commit %s", repoDir, rev)
 	}
 	commit, subject, _ := strings.Cut(strings.TrimSpace(string(commitOut)), "\x00")
 	ss, err := scenarios.Load(strings.Split(*f.scen, ","))
@@ -163,7 +153,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	code := bisect.ExitCode(class, *findFix)
 	rec := stepRecord{Time: time.Now(), Commit: commit, Subject: subject, Class: class.String(), Exit: code, Runs: runs}
 	if *logPath == "" {
-		*logPath = filepath.Join(f.cache, "bisect", filepath.Base(repoDir)+".jsonl")
+		*logPath = filepath.Join(f.cache, "bisect", strings.TrimSuffix(filepath.Base(repoDir), ".git")+".jsonl")
 	}
 	if err := appendJSONLine(*logPath, rec); err != nil {
 		return exitSkip, err
@@ -174,6 +164,39 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	}
 	fmt.Printf("bisect-step %s %q: %s (exit %d) after %d run(s) %s\nlog: %s\n", commit[:12], subject, class, code, len(runs), detail, *logPath)
 	return code, nil
+}
+
+// bisectRevision finds the repository and the revision a bisect step
+// tests: BISECT_HEAD under "git bisect start --no-checkout" (no work tree
+// is written at all, and bare repositories work), else HEAD of a clean
+// work tree.
+func bisectRevision(repo string, allowDirty bool) (dir, rev string, err error) {
+	gitDir, err := exec.Command("git", "-C", repo, "rev-parse", "--absolute-git-dir").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("%s is not a git repository", repo)
+	}
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(gitDir)), "BISECT_HEAD")); err == nil {
+		return abs, "BISECT_HEAD", nil
+	}
+	top, err := exec.Command("git", "-C", repo, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("%s has no work tree: bisect it with git bisect start --no-checkout", repo)
+	}
+	dir = strings.TrimSpace(string(top))
+	if !allowDirty {
+		dirty, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
+		if err != nil {
+			return "", "", fmt.Errorf("git status: %v", err)
+		}
+		if len(strings.TrimSpace(string(dirty))) > 0 {
+			return "", "", fmt.Errorf("%s has uncommitted changes, which the build (of the committed HEAD) would not include: commit or stash them, or pass --allow-dirty", dir)
+		}
+	}
+	return dir, "HEAD", nil
 }
 
 func appendJSONLine(path string, v any) error {

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"fusevm/kernel"
+	"fusevm/report"
+)
+
+// The end-to-end tests build real kernels from Debian's linux-source-7.3
+// (cached in the default cache after the first run) and boot them under
+// QEMU. They are skipped with -short.
+
+func needVM(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end VM test skipped in -short mode")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root (apt into a private state dir, tmpfs and FUSE in the guest image build)")
+	}
+}
+
+func readResults(t *testing.T, dir string) report.Run {
+	t.Helper()
+	var run report.Run
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &run); err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// TestEndToEndSmoke builds the default kernel (Debian's linux-source-7.3),
+// boots it under QEMU and runs smoke-passthrough; then runs again and
+// checks that the kernel came from the cache.
+func TestEndToEndSmoke(t *testing.T) {
+	needVM(t)
+	for i, wantCached := range []bool{false, true} {
+		out := t.TempDir()
+		code, stdout, stderr := fusevm(t, "run", "--kernel", "debian:7.3", "--scenarios", "smoke-passthrough", "--out", out)
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\nstdout:\n%s\nstderr:\n%s", i, code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, "smoke-passthrough  PASS (expected)") {
+			t.Errorf("run %d: summary lacks the PASS line:\n%s", i, stdout)
+		}
+		run := readResults(t, out)
+		if len(run.Results) != 1 || run.Results[0].Verdict != report.Pass || !run.Results[0].AsExpected {
+			t.Errorf("run %d: results %+v", i, run.Results)
+		}
+		if wantCached && !run.Kernels[0].Cached {
+			t.Errorf("run %d: kernel was rebuilt, want the cached one", i)
+		}
+		for _, f := range []string{"console.log", "events.jsonl"} {
+			if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+				t.Errorf("run %d: %s missing or empty", i, f)
+			}
+		}
+	}
+}
+
+// TestEndToEndMatrix runs the default matrix (configs/matrix.toml): the
+// baseline must reproduce both bugs, v2 and v3 pass what they claim, patch
+// 2 alone fixes the EIO but not the leak, and every cell is as expected.
+func TestEndToEndMatrix(t *testing.T) {
+	needVM(t)
+	out := t.TempDir()
+	code, stdout, stderr := fusevm(t, "matrix", "--out", out)
+	if code != 0 {
+		t.Fatalf("matrix: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	run := readResults(t, out)
+	cell := map[string]report.Verdict{}
+	for _, r := range run.Results {
+		cell[r.Variant+"/"+r.Scenario] = r.Verdict
+	}
+	for key, want := range map[string]report.Verdict{
+		"baseline/reopen-after-restart":        report.Fail,
+		"baseline/leak-after-restart":          report.Fail,
+		"baseline/reregister-no-restart":       report.Fail,
+		"v2-patch2-only/reopen-after-restart":  report.Pass,
+		"v2-patch2-only/reregister-no-restart": report.Pass,
+		"v2-patch2-only/leak-after-restart":    report.Fail,
+		"v2/leak-after-restart":                report.Pass,
+		"v3/crash-loop":                        report.Pass,
+		"v1/close-minus-one":                   report.Pass,
+		"v1/different-inode-rejected":          report.Pass,
+	} {
+		if cell[key] != want {
+			t.Errorf("%s: %s, want %s", key, cell[key], want)
+		}
+	}
+	for _, f := range []string{"junit.xml", "summary.md"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// demoSeries assembles the demo regression: v2 of the series plus a third
+// patch, written for these tests, that makes close-all skip the first id.
+// It returns the demo's directory, listed in a series.toml beside it.
+func demoSeries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	v2 := filepath.Join("..", "..", "patches", "fuse-passthrough-recovery", "7.3", "v2")
+	names, _ := filepath.Glob(filepath.Join(v2, "*.patch"))
+	names = append(names, filepath.Join("testdata", "0003-fuse-skip-the-reserved-backing-id-in-close-all.patch"))
+	demo := filepath.Join(dir, "7.3", "demo")
+	os.MkdirAll(demo, 0o755)
+	toml := "name = \"demo\"\n[[version]]\nname = \"demo\"\n[[series]]\nbase = \"7.3\"\nversion = \"demo\"\ndir = \"7.3/demo\"\n"
+	claims := []string{`["close_all_ioctl"]`, `["same_inode_reuse"]`, `[]`}
+	for i, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(demo, filepath.Base(n)), data, 0o644)
+		toml += "  [[series.patch]]\n  file = \"" + filepath.Base(n) + "\"\n  claims = " + claims[i] + "\n"
+	}
+	os.WriteFile(filepath.Join(dir, "series.toml"), []byte(toml), 0o644)
+	return demo
+}
+
+// TestEndToEndBisectSeries runs "bisect series" over v1, v2, v3 and the
+// demo: it must name the demo's third patch.
+func TestEndToEndBisectSeries(t *testing.T) {
+	needVM(t)
+	demo := demoSeries(t)
+	base := filepath.Join("..", "..", "patches", "fuse-passthrough-recovery", "7.3")
+	out := t.TempDir()
+	code, stdout, stderr := fusevm(t, "bisect", "series", "--scenarios", "leak-after-restart", "--confirm", "0", "--out", out,
+		filepath.Join(base, "v1"), filepath.Join(base, "v2"), filepath.Join(base, "v3"), demo)
+	if code != exitFail {
+		t.Fatalf("bisect series: exit %d, want %d (regression found)\n%s\n%s", code, exitFail, stdout, stderr)
+	}
+	var rep seriesReport
+	data, _ := os.ReadFile(filepath.Join(out, "bisect.json"))
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.BadVersion != "demo" || len(rep.Culprit) != 1 || rep.Culprit[0] != "0003-fuse-skip-the-reserved-backing-id-in-close-all.patch" {
+		t.Fatalf("report: bad version %q culprit %v\n%s", rep.BadVersion, rep.Culprit, stdout)
+	}
+	if !strings.Contains(rep.After["leak-after-restart"], "FAIL") || rep.Excerpt == "" {
+		t.Errorf("report lacks the failing side or the excerpt: %+v", rep)
+	}
+}
+
+// TestEndToEndGitBisect makes a git repository from the 7.3 source with
+// v2 applied as commits, an unrelated commit, the demo regression and
+// another unrelated commit, and checks that git bisect run with
+// "fusevm bisect-step" names the demo commit.
+func TestEndToEndGitBisect(t *testing.T) {
+	needVM(t)
+	tree, err := kernel.Resolve(context.Background(), &kernel.Cache{Root: kernel.DefaultCacheDir()}, "debian:7.3", kernel.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(t.TempDir(), "linux.git")
+	index := filepath.Join(t.TempDir(), "index")
+	run := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Env = append(os.Environ(), append([]string{"GIT_DIR=" + repo, "GIT_INDEX_FILE=" + index,
+			"GIT_AUTHOR_NAME=fusevm", "GIT_AUTHOR_EMAIL=fusevm@example.invalid",
+			"GIT_COMMITTER_NAME=fusevm", "GIT_COMMITTER_EMAIL=fusevm@example.invalid"}, env...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run(nil, "init", "-q", "--bare", repo)
+	// Index the cached tree without writing to it, then commit with plumbing:
+	// the repository is bare and no work tree is ever checked out.
+	run([]string{"GIT_WORK_TREE=" + tree.Dir}, "add", "-A", ".")
+	head := ""
+	commit := func(msg string) {
+		tr := run(nil, "write-tree")
+		args := []string{"commit-tree", tr, "-m", msg}
+		if head != "" {
+			args = append(args, "-p", head)
+		}
+		head = run(nil, args...)
+		run(nil, "update-ref", "refs/heads/main", head)
+	}
+	commit("base: Debian linux-source-7.3")
+	base := filepath.Join("..", "..", "patches", "fuse-passthrough-recovery", "7.3", "v2")
+	applyPatch := func(path, msg string) {
+		run(nil, "apply", "--cached", path)
+		commit(msg)
+	}
+	names, _ := filepath.Glob(filepath.Join(base, "*.patch"))
+	applyPatch(names[0], "fuse: add ioctl to cleanup all backing files")
+	applyPatch(names[1], "fuse: Relax backing file validation to compare backing inodes")
+	good := head
+	unrelated := func(msg, content string) {
+		f := filepath.Join(t.TempDir(), "note.txt")
+		os.WriteFile(f, []byte(content), 0o644)
+		blob := run(nil, "hash-object", "-w", f)
+		run(nil, "update-index", "--cacheinfo", "100644,"+blob+",Documentation/fusevm-demo.txt")
+		commit(msg)
+	}
+	unrelated("Documentation: add a note", "one\n")
+	applyPatch(filepath.Join("testdata", "0003-fuse-skip-the-reserved-backing-id-in-close-all.patch"), "fuse: skip the reserved backing id in close-all")
+	culprit := head
+	unrelated("Documentation: extend the note", "one\ntwo\n")
+	bad := head
+
+	run(nil, "bisect", "start", "--no-checkout", bad, good)
+	out := run(nil, "bisect", "run", fusevmBin, "bisect-step", "--repo", repo, "--scenarios", "leak-after-restart",
+		"--claims", "close_all_ioctl,same_inode_reuse", "--confirm", "0", "--out", t.TempDir(), "--log", filepath.Join(t.TempDir(), "steps.jsonl"))
+	if !strings.Contains(out, culprit+" is the first bad commit") {
+		t.Fatalf("git bisect run did not name %s:\n%s", culprit, out)
+	}
+}
