@@ -108,14 +108,14 @@ func TestEndToEndMatrix(t *testing.T) {
 }
 
 // demoSeries assembles the demo regression: v2 of the series plus a third
-// patch, written for these tests, that makes close-all skip the first id.
+// patch, written for these tests, that makes close-all skip the ids of files in use.
 // It returns the demo's directory, listed in a series.toml beside it.
 func demoSeries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	v2 := filepath.Join("..", "..", "patches", "fuse-passthrough-recovery", "7.3", "v2")
 	names, _ := filepath.Glob(filepath.Join(v2, "*.patch"))
-	names = append(names, filepath.Join("testdata", "0003-fuse-skip-the-reserved-backing-id-in-close-all.patch"))
+	names = append(names, filepath.Join("testdata", "0003-fuse-keep-backing-ids-of-files-in-use-on-close-all.patch"))
 	demo := filepath.Join(dir, "7.3", "demo")
 	os.MkdirAll(demo, 0o755)
 	toml := "name = \"demo\"\n[[version]]\nname = \"demo\"\n[[series]]\nbase = \"7.3\"\nversion = \"demo\"\ndir = \"7.3/demo\"\n"
@@ -149,7 +149,7 @@ func TestEndToEndBisectSeries(t *testing.T) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.BadVersion != "demo" || len(rep.Culprit) != 1 || rep.Culprit[0] != "0003-fuse-skip-the-reserved-backing-id-in-close-all.patch" {
+	if rep.BadVersion != "demo" || len(rep.Culprit) != 1 || rep.Culprit[0] != "0003-fuse-keep-backing-ids-of-files-in-use-on-close-all.patch" {
 		t.Fatalf("report: bad version %q culprit %v\n%s", rep.BadVersion, rep.Culprit, stdout)
 	}
 	if !strings.Contains(rep.After["leak-after-restart"], "FAIL") || rep.Excerpt == "" {
@@ -213,7 +213,7 @@ func TestEndToEndGitBisect(t *testing.T) {
 		commit(msg)
 	}
 	unrelated("Documentation: add a note", "one\n")
-	applyPatch(filepath.Join("testdata", "0003-fuse-skip-the-reserved-backing-id-in-close-all.patch"), "fuse: skip the reserved backing id in close-all")
+	applyPatch(filepath.Join("testdata", "0003-fuse-keep-backing-ids-of-files-in-use-on-close-all.patch"), "fuse: keep backing ids of files in use on close-all")
 	culprit := head
 	unrelated("Documentation: extend the note", "one\ntwo\n")
 	bad := head
