@@ -25,7 +25,7 @@ vmtest: build
 	./bin/fusevm matrix
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./vmtest/ ./fusetestd/...
+	./scripts/bench.sh
 
 clean:
 	rm -rf bin results

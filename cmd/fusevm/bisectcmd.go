@@ -118,7 +118,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 		return exitSkip, fmt.Errorf("%s: no commit %s", repoDir, rev)
 	}
 	commit, subject, _ := strings.Cut(strings.TrimSpace(string(commitOut)), "\x00")
-	ss, err := scenarios.Load(strings.Split(*f.scen, ","))
+	ss, err := scenarios.Load(splitList(*f.scen))
 	if err != nil {
 		return exitSkip, err
 	}
@@ -126,13 +126,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitSkip, err
 	}
-	var claims []string
-	for _, cl := range strings.Split(*claimList, ",") {
-		if cl = strings.TrimSpace(cl); cl != "" {
-			claims = append(claims, cl)
-		}
-	}
-	v, err := newVariant("git:"+repoDir+"@"+commit, *f.config, "", nil, commit[:12], claims)
+	v, err := newVariant("git:"+repoDir+"@"+commit, *f.config, "", nil, commit[:12], splitList(*claimList))
 	if err != nil {
 		return exitSkip, err
 	}
@@ -257,7 +251,7 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 	if fs.NArg() == 0 {
 		return exitUsage, usagef("bisect series: name the versions in order (series directories or mboxes)")
 	}
-	ss, err := scenarios.Load(strings.Split(*f.scen, ","))
+	ss, err := scenarios.Load(splitList(*f.scen))
 	if err != nil {
 		return exitUsage, usageError{err}
 	}

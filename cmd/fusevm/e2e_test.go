@@ -182,9 +182,10 @@ func TestEndToEndGitBisect(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	run(nil, "init", "-q", "--bare", repo)
+	run(nil, "symbolic-ref", "HEAD", "refs/heads/main")
 	// Index the cached tree without writing to it, then commit with plumbing:
 	// the repository is bare and no work tree is ever checked out.
-	run([]string{"GIT_WORK_TREE=" + tree.Dir}, "add", "-A", ".")
+	run([]string{"GIT_WORK_TREE=" + tree.Dir}, "-C", tree.Dir, "add", "-f", "-A", ".")
 	head := ""
 	commit := func(msg string) {
 		tr := run(nil, "write-tree")
@@ -209,7 +210,7 @@ func TestEndToEndGitBisect(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "note.txt")
 		os.WriteFile(f, []byte(content), 0o644)
 		blob := run(nil, "hash-object", "-w", f)
-		run(nil, "update-index", "--cacheinfo", "100644,"+blob+",Documentation/fusevm-demo.txt")
+		run(nil, "update-index", "--add", "--cacheinfo", "100644,"+blob+",Documentation/fusevm-demo.txt")
 		commit(msg)
 	}
 	unrelated("Documentation: add a note", "one\n")

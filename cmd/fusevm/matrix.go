@@ -116,10 +116,7 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	var cfgs []string
-	if *configs != "" {
-		cfgs = strings.Split(*configs, ",")
-	}
+	cfgs := splitList(*configs)
 	path := *file
 	if !filepath.IsAbs(path) {
 		if _, err := os.Stat(path); err != nil {
@@ -131,7 +128,7 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 		return exitUsage, err
 	}
 	if *scen != "" {
-		scenNames = strings.Split(*scen, ",")
+		scenNames = splitList(*scen)
 	}
 	ss, err := scenarios.Load(scenNames)
 	if err != nil {

@@ -347,7 +347,7 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	if fs.NArg() > 0 {
 		return exitUsage, usagef("run: unexpected argument %q", fs.Arg(0))
 	}
-	ss, err := scenarios.Load(strings.Split(*scen, ","))
+	ss, err := scenarios.Load(splitList(*scen))
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -361,13 +361,7 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 			return exitUsage, usageError{err}
 		}
 	}
-	var claims []string
-	for _, cl := range strings.Split(*claimList, ",") {
-		if cl = strings.TrimSpace(cl); cl != "" {
-			claims = append(claims, cl)
-		}
-	}
-	v, err := newVariant(*spec, *config, *series, sel, *name, claims)
+	v, err := newVariant(*spec, *config, *series, sel, *name, splitList(*claimList))
 	if err != nil {
 		return exitUsage, err
 	}
@@ -389,4 +383,15 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	run.Kernels = append(run.Kernels, b.kinfo)
 	run.Results = append(run.Results, results...)
 	return finish(run, outDir)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
