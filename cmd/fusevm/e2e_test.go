@@ -225,4 +225,5 @@ func TestEndToEndGitBisect(t *testing.T) {
 	if !strings.Contains(out, culprit+" is the first bad commit") {
 		t.Fatalf("git bisect run did not name %s:\n%s", culprit, out)
 	}
+	t.Log(out)
 }
