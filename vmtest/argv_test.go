@@ -1,6 +1,9 @@
 package vmtest
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -131,5 +134,16 @@ func TestParseAccel(t *testing.T) {
 	}
 	if _, err := ParseAccel("hvf"); err == nil {
 		t.Error("ParseAccel(hvf) succeeded")
+	}
+}
+
+func TestMissingQEMUNamesThePackage(t *testing.T) {
+	dir := t.TempDir()
+	k, i := filepath.Join(dir, "bzImage"), filepath.Join(dir, "initramfs")
+	os.WriteFile(k, []byte("k"), 0o644)
+	os.WriteFile(i, []byte("i"), 0o644)
+	_, err := Start(context.Background(), WithKernel(k), WithInitramfs(i), WithQEMU("/nonexistent/qemu-system-x86_64"), WithWorkDir(dir))
+	if err == nil || !strings.Contains(err.Error(), "apt-get install -y qemu-system-x86") {
+		t.Errorf("got %v", err)
 	}
 }

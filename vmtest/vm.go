@@ -69,7 +69,7 @@ func Start(ctx context.Context, opts ...Option) (*VM, error) {
 		}
 	}
 	if _, err := exec.LookPath(c.qemu); err != nil {
-		return nil, fmt.Errorf("vmtest: qemu binary: %w", err)
+		return nil, fmt.Errorf("vmtest: %s not found: install Debian's qemu-system-x86 package (apt-get install -y qemu-system-x86)", c.qemu)
 	}
 	vm := &VM{
 		cfg:     c,
