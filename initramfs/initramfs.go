@@ -138,10 +138,13 @@ func Pack(cacheDir string, files map[string]string) (string, error) {
 	return final, os.Rename(tmp.Name(), final)
 }
 
+// firstLine returns the first line of go build's output that is not a
+// "# package" header: the first error.
 func firstLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			return strings.TrimSpace(l)
+		}
 	}
-	return s
+	return strings.TrimSpace(string(b))
 }

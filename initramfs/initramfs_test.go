@@ -1,0 +1,73 @@
+package initramfs
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// TestPackIsContentAddressed packs an image, reads it back with u-root's
+// reader, and checks that the same content gives the same file.
+func TestPackIsContentAddressed(t *testing.T) {
+	dir := t.TempDir()
+	init := filepath.Join(dir, "init")
+	os.WriteFile(init, []byte("#!/bin/true\n"), 0o755)
+	cache := t.TempDir()
+	p1, err := Pack(cache, map[string]string{"init": init})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := Pack(cache, map[string]string{"init": init})
+	if err != nil || p1 != p2 {
+		t.Fatalf("same content, different images: %s %s (%v)", p1, p2, err)
+	}
+	f, err := os.Open(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rr, err := cpio.Newc.NewFileReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(rr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]cpio.Record{}
+	for _, r := range recs {
+		names[r.Name] = r
+	}
+	for _, d := range []string{"dev", "proc", "sys", "tmp", "run", "bin"} {
+		if _, ok := names[d]; !ok {
+			t.Errorf("image lacks /%s", d)
+		}
+	}
+	r, ok := names["init"]
+	if !ok || r.Mode&0o111 == 0 {
+		t.Fatalf("init missing or not executable: %+v", r.Info)
+	}
+	os.WriteFile(init, []byte("changed\n"), 0o755)
+	p3, err := Pack(cache, map[string]string{"init": init})
+	if err != nil || p3 == p1 {
+		t.Errorf("changed content, same image %s (%v)", p3, err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(cache, "initramfs"))
+	if len(entries) != 2 {
+		t.Errorf("%d cache entries, want 2 (no temporary files left)", len(entries))
+	}
+}
+
+func TestBuildReportsCompileError(t *testing.T) {
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Skip(err)
+	}
+	_, err = Build(t.Context(), root, t.TempDir(), []GuestProgram{{Package: "./no/such/package", Path: "init"}})
+	if err == nil || bytes.HasPrefix([]byte(err.Error()), []byte("#")) {
+		t.Errorf("got %v", err)
+	}
+}
