@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string) int {
 	default:
 		err = usagef("unknown command %q", args[0])
 	}
+	if err != nil && ctx.Err() != nil {
+		err = errors.New("interrupted (nothing half-written is kept; QEMU and the build were stopped)")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fusevm:", err)
 		var ue usageError
