@@ -182,13 +182,8 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	}
 	outDir := filepath.Join(ws, ".out-"+hex.EncodeToString(fragHash.Sum(nil))[:12])
 	env := buildEnv(c, ws)
-	log.Stage("configure")
-	if err := Configure(ctx, ws, outDir, MergeOptions(want...), env); err != nil {
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			return nil, err
-		}
-		return nil, &BuildError{Stage: "configure", Msg: err.Error()}
+	if err := configureOnce(ctx, spec, ws, outDir, MergeOptions(want...), env, log); err != nil {
+		return nil, err
 	}
 	jobs := spec.Jobs
 	if jobs <= 0 {
@@ -268,6 +263,45 @@ func buildEnv(c *Cache, ws string) []string {
 		"LOCALVERSION=",
 		"LC_ALL=C",
 	}
+}
+
+// configureOnce runs Configure unless outDir's .config was already made
+// from the same tree, fragments and Kconfig files: tinyconfig and
+// olddefconfig cost several seconds, and swapping patch sets that touch no
+// Kconfig file cannot change the result.
+func configureOnce(ctx context.Context, spec BuildSpec, ws, outDir string, want []Option, env []string, log Logger) error {
+	h := sha256.New()
+	fmt.Fprintln(h, spec.Tree.ID)
+	for _, o := range want {
+		fmt.Fprintln(h, o.Name, o.Value)
+	}
+	if spec.Series != nil {
+		for _, p := range spec.Series.Patches {
+			for _, f := range p.Files {
+				if strings.HasPrefix(filepath.Base(f), "Kconfig") {
+					data, _ := os.ReadFile(filepath.Join(ws, f))
+					fmt.Fprintf(h, "%s %x\n", f, sha256.Sum256(data))
+				}
+			}
+		}
+	}
+	stamp := hex.EncodeToString(h.Sum(nil))
+	stampPath := filepath.Join(outDir, ".fusevm-config-stamp")
+	if old, err := os.ReadFile(stampPath); err == nil && string(old) == stamp {
+		if _, err := os.Stat(filepath.Join(outDir, ".config")); err == nil {
+			return nil
+		}
+	}
+	os.Remove(stampPath)
+	log.Stage("configure")
+	if err := Configure(ctx, ws, outDir, want, env); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return &BuildError{Stage: "configure", Msg: err.Error()}
+	}
+	return os.WriteFile(stampPath, []byte(stamp), 0o644)
 }
 
 // workspaceState records what a workspace holds: which tree (and, for git,

@@ -149,4 +149,8 @@ func TestWorkspaceNeverWritesThroughToTree(t *testing.T) {
 	if string(ws) != string(orig) {
 		t.Fatalf("workspace not restored: %q", ws)
 	}
+	// Swapping patch sets that touch no Kconfig file reuses the .config.
+	if data, _ := os.ReadFile(c.Path("work", spec.Tree.ID, "configures")); strings.Count(string(data), "x") != 1 {
+		t.Errorf("configured %d times for two builds with the same fragments", strings.Count(string(data), "x"))
+	}
 }

@@ -10,14 +10,16 @@ import (
 // fakeMakefile imitates the few kernel make targets fusevm uses: tinyconfig
 // writes a fixed .config, olddefconfig drops every option not listed in
 // Kconfig.known (as real Kconfig drops options whose dependencies fail),
-// and bzImage "compiles" src.c (failing like gcc when it holds #error) and
-// counts its runs in $(O)/../builds.
+// and bzImage "compiles" src.c (failing like gcc when it holds #error).
+// Builds and configurations are counted in the workspace root's "builds"
+// and "configures" files.
 const fakeMakefile = `VERSION = 7
 PATCHLEVEL = 3
 SUBLEVEL = 0
 O ?= .
 tinyconfig:
 	@mkdir -p $(O) && printf 'CONFIG_64BIT=y\n# CONFIG_PRINTK is not set\n' > $(O)/.config
+	@echo x >> $(O)/../../configures
 olddefconfig:
 	@grep -E "^CONFIG_($$(paste -sd'|' Kconfig.known))=" $(O)/.config > $(O)/.config.new || true
 	@mv $(O)/.config.new $(O)/.config
