@@ -14,7 +14,7 @@ build: deps
 
 # Unit tests, host daemon tests and one end-to-end VM test on the default kernel.
 test: deps
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 70m ./...
 
 # Unit tests only (no kernel build, no VM).
 unit:
