@@ -90,7 +90,11 @@ func (r *Result) Settle(expected Verdict, knownVerdict Verdict, knownReason stri
 		r.KnownIssue = knownReason
 	}
 	r.AsExpected = r.Verdict == r.Expected
-	if !r.AsExpected && r.Verdict == Pass && r.Reason == "" {
+	switch {
+	case r.AsExpected || r.Reason != "":
+	case knownVerdict != "":
+		r.Reason = fmt.Sprintf("the known issue (%s) no longer reproduces: %s", knownVerdict, knownReason)
+	case r.Verdict == Pass:
 		r.Reason = fmt.Sprintf("passed where %s was expected: a reproducer that passes on a kernel without the fix proves nothing", r.Expected)
 	}
 }

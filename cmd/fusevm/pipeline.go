@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,30 +169,47 @@ type built struct {
 	kinfo     report.Kernel
 	kernel    string
 	initramfs string
-	// cmdline holds extra kernel arguments from the fragments' .cmdline
-	// companions (e.g. debug.cmdline: slub_debug=FZPU kasan_multi_shot).
-	cmdline []string
+	boot      bootSettings
 }
 
-// fragmentCmdline reads the X.cmdline file beside each X.config fragment.
-func fragmentCmdline(frags []string) ([]string, error) {
-	var out []string
+// bootSettings come from the X.boot file beside each X.config fragment.
+type bootSettings struct {
+	cmdline []string // extra kernel arguments
+	cpus    int      // vCPUs, 0 for the default
+}
+
+// fragmentBoot reads the "cmdline:" and "cpus:" lines of the X.boot files
+// beside the fragments.
+func fragmentBoot(frags []string) (bootSettings, error) {
+	var b bootSettings
 	for _, f := range frags {
-		data, err := os.ReadFile(strings.TrimSuffix(f, ".config") + ".cmdline")
+		path := strings.TrimSuffix(f, ".config") + ".boot"
+		data, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return b, err
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if i := strings.IndexByte(line, '#'); i >= 0 {
-				line = line[:i]
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
 			}
-			out = append(out, strings.Fields(line)...)
+			k, v, _ := strings.Cut(line, ":")
+			switch strings.TrimSpace(k) {
+			case "cmdline":
+				b.cmdline = append(b.cmdline, strings.Fields(v)...)
+			case "cpus":
+				if b.cpus, err = strconv.Atoi(strings.TrimSpace(v)); err != nil || b.cpus < 1 {
+					return b, usagef("%s:%d: cpus wants a positive number", path, i+1)
+				}
+			default:
+				return b, usagef("%s:%d: unknown key %q (want cmdline or cpus)", path, i+1, k)
+			}
 		}
 	}
-	return out, nil
+	return b, nil
 }
 
 // prepare resolves the source, loads the series and builds the kernel and
@@ -203,7 +221,7 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 	if err != nil {
 		return nil, nil, err
 	}
-	if b.cmdline, err = fragmentCmdline(frags); err != nil {
+	if b.boot, err = fragmentBoot(frags); err != nil {
 		return nil, nil, err
 	}
 	cache := &kernel.Cache{Root: c.cache}
@@ -278,10 +296,14 @@ func boot(ctx context.Context, c *common, b *built, ss []scenarios.Scenario, out
 	what := fmt.Sprintf("boot %s %s (%d scenarios)", b.kinfo.Version, b.v.label(), len(ss))
 	p.Stage(what)
 	start := time.Now()
+	opts := []vmtest.Option{vmtest.WithAccel(accel), vmtest.WithProbeCache(filepath.Join(c.cache, "kvm-probe.json")), vmtest.WithWorkDir(outDir), vmtest.WithAppend(b.boot.cmdline...)}
+	if b.boot.cpus > 0 {
+		opts = append(opts, vmtest.WithCPUs(b.boot.cpus))
+	}
 	outc, err := execute.Run(ctx, execute.Job{
 		Kernel: b.kernel, Initramfs: b.initramfs, Scenarios: ss, Claims: b.v.claims, Params: b.v.params,
 		OutDir: outDir, Console: console,
-		VMOptions: []vmtest.Option{vmtest.WithAccel(accel), vmtest.WithProbeCache(filepath.Join(c.cache, "kvm-probe.json")), vmtest.WithWorkDir(outDir), vmtest.WithAppend(b.cmdline...)},
+		VMOptions: opts,
 	})
 	if err != nil {
 		return nil, err

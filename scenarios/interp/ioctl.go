@@ -72,11 +72,21 @@ func (r *runner) ioctl(op string, args []string) (string, string) {
 			return outcome(err)
 		}
 		defer file.Close()
+		n := 1
+		if c, ok := f["count"]; ok {
+			if n, err = strconv.Atoi(c); err != nil || n < 1 {
+				return fail("count=%s: want a positive number", c)
+			}
+		}
 		var id int32
 		err = call(func() error {
-			var e error
-			id, e = fuseabi.BackingOpen(fd, int(file.Fd()))
-			return e
+			for i := 0; i < n; i++ {
+				var e error
+				if id, e = fuseabi.BackingOpen(fd, int(file.Fd())); e != nil {
+					return e
+				}
+			}
+			return nil
 		})
 		if err == nil {
 			if name, ok := f["as"]; ok {

@@ -130,7 +130,7 @@ var Ops = map[string]OpSpec{
 	"hold":        {Args: []Arg{Word}, Help: "let the daemon read but not answer requests of OPCODE"},
 	"release":     {Args: []Arg{Word}, Help: "answer the held requests of OPCODE and stop holding"},
 	// The kernel interface, on a dup of the connection's /dev/fuse fd.
-	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH as=VAR | backing-close ID | close-all | close-minus-one; flag nocap drops CAP_SYS_ADMIN for the call"},
+	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH [as=VAR] [count=N] | backing-close ID | close-all | close-minus-one; flag nocap drops CAP_SYS_ADMIN for the call"},
 	// The backing tmpfs and the connection.
 	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the backing tmpfs; as=VAR stores them, is=$VAR compares"},
 	"unlink-backing": {Args: []Arg{Path}, Help: "unlink a backing file directly"},

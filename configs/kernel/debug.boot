@@ -1,0 +1,10 @@
+# Boot settings for kernels built with debug.config (one "key: value" a line).
+#
+# slub_debug=FZPU: 7.3 parks kfree_rcu objects in per-CPU sheaves and frees
+# them late; with SLUB debugging a use-after-free of a fuse_backing is seen.
+# kasan_multi_shot: report every KASAN error, not only the first.
+cmdline: slub_debug=FZPU kasan_multi_shot
+# One vCPU: races then run by preemption, which is what exposes v2's
+# idr_for_each walk (with two vCPUs, 20 s of racing did not; with one, KASAN
+# reported the use-after-free within the first race).
+cpus: 1
