@@ -135,6 +135,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 		return exitSkip, err
 	}
 	p := newProgress(os.Stderr)
+	start := time.Now()
 	n := 0
 	class, runs, err := bisect.Step(ctx, f.policy(), func(ctx context.Context) (bisect.Run, error) {
 		n++
@@ -156,7 +157,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if len(runs) > 0 {
 		detail = runs[len(runs)-1].Detail
 	}
-	fmt.Printf("bisect-step %s %q: %s (exit %d) after %d run(s) %s\nlog: %s\n", commit[:12], subject, class, code, len(runs), detail, *logPath)
+	fmt.Printf("bisect-step %s %q: %s (exit %d) after %d run(s) in %s %s\nlog: %s\n", commit[:12], subject, class, code, len(runs), time.Since(start).Round(100*time.Millisecond), detail, *logPath)
 	return code, nil
 }
 
