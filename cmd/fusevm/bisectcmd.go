@@ -261,7 +261,6 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		return exitFail, err
 	}
 	var versions []variant
-	var catalogs []*kernel.CatalogEntry
 	for _, path := range fs.Args() {
 		v, err := newVariant(*spec, *f.config, path, nil, "", nil)
 		if err != nil {
@@ -270,12 +269,10 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		if _, err := kernel.LoadSeries(path); err != nil {
 			return exitUsage, usageError{err}
 		}
-		entry := catalogEntry(path)
-		if entry == nil {
+		if v.entry == nil {
 			return exitUsage, usagef("version %s is not listed in a series.toml, so its claims are unknown: add it to one beside the series", path)
 		}
 		versions = append(versions, v)
-		catalogs = append(catalogs, entry)
 	}
 	outDir, err := f.outDir()
 	if err != nil {
@@ -328,14 +325,13 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 	}
 	series, _ := kernel.LoadSeries(bv.series)
 	n := len(series.Patches)
-	entry := catalogs[bad]
 	prefix := func(k int) variant {
 		picks := make([]int, k)
 		for i := range picks {
 			picks[i] = i + 1
 		}
+		// Claims of the first k patches come from the catalog entry.
 		v, _ := newVariant(*spec, *f.config, bv.series, picks, "", nil)
-		v.claims = entry.Claims(picks)
 		return v
 	}
 	if len(focus) == 0 {
@@ -365,20 +361,6 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		rep.Excerpt = excerpt(last[afterKey], rep.Scenarios)
 	}
 	return finishSeries(rep, outDir, exitFail)
-}
-
-// catalogEntry finds the series.toml entry of a series directory.
-func catalogEntry(path string) *kernel.CatalogEntry {
-	cat := kernel.FindCatalog(path)
-	if cat == "" {
-		return nil
-	}
-	c, err := kernel.LoadCatalog(cat)
-	if err != nil {
-		return nil
-	}
-	e, _ := c.Lookup(path)
-	return e
 }
 
 func verdicts(rs []report.Result) map[string]string {

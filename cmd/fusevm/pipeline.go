@@ -84,6 +84,8 @@ type variant struct {
 	claims []string
 	known  []kernel.KnownIssue
 	params map[string]string
+	// entry is the series catalog entry, nil when the series is in none.
+	entry *kernel.CatalogEntry
 }
 
 // label is the variant's column in reports.
@@ -137,6 +139,7 @@ func newVariant(spec, config, series string, picks []int, name string, claims []
 			}
 			if e, ok := cat.Lookup(series); ok {
 				entry = e
+				v.entry = e
 				v.known = cat.Version(e.Version).KnownIssues
 				if e.InodeCacheFlagValue != 0 {
 					v.params = map[string]string{"inode_cache_bit": fmt.Sprint(bits.TrailingZeros32(e.InodeCacheFlagValue))}

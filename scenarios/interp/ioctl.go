@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"fusevm/fuseabi"
 
@@ -19,7 +20,7 @@ func (r *runner) ioctl(op string, args []string) (string, string) {
 	var pos []string
 	f := map[string]string{}
 	for _, a := range args {
-		if k, v, ok := cut(a); ok {
+		if k, v, ok := strings.Cut(a, "="); ok {
 			f[k] = v
 		} else if a == "nocap" {
 			f["nocap"] = ""
@@ -96,15 +97,6 @@ func (r *runner) ioctl(op string, args []string) (string, string) {
 		return outcome(err)
 	}
 	return fail("unknown ioctl %q (want backing-open, backing-close, close-all, close-minus-one)", op)
-}
-
-func cut(a string) (string, string, bool) {
-	for i := 0; i < len(a); i++ {
-		if a[i] == '=' {
-			return a[:i], a[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // dropSysAdmin clears CAP_SYS_ADMIN from the calling thread's effective
