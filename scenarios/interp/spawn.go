@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 	"time"
 )
 
@@ -105,18 +105,6 @@ func ServeSpawner(in io.Reader, out io.Writer) error {
 	}
 }
 
-// alive reports whether pid still runs (a zombie counts as dead: its
-// descriptors are closed).
-func alive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 // kill sends SIGKILL to pid and waits until it is dead.
 func kill(pid int, within time.Duration) error {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
@@ -125,13 +113,36 @@ func kill(pid int, within time.Duration) error {
 	return waitDead(pid, within)
 }
 
+// waitDead waits until every thread of pid has exited, so that all of its
+// descriptors are closed. Polling /proc for a zombie is not enough: a
+// thread-group leader is a zombie while its other threads still hold the
+// descriptor table, whereas a pidfd turns readable only once the whole group
+// is gone.
 func waitDead(pid int, within time.Duration) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil // already reaped, so every thread had exited
+	}
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	deadline := time.Now().Add(within)
-	for alive(pid) {
-		if time.Now().After(deadline) {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return fmt.Errorf("pid %d still alive after %s", pid, within)
 		}
-		time.Sleep(time.Millisecond)
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("poll pidfd %d: %w", pid, err)
+		}
+		if n > 0 {
+			return nil
+		}
 	}
-	return nil
 }
