@@ -19,6 +19,11 @@ import (
 // looks up in /sys/class/virtio-ports/*/name.
 const PortName = "fusevm.events"
 
+// ModulesFile is where the guest image lists the kernel modules the agent
+// loads before anything else (one image path per line, in order); absent
+// when the kernel has everything built in.
+const ModulesFile = "etc/fusevm/modules"
+
 // Kind names what an Event reports.
 type Kind string
 

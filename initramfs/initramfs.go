@@ -17,6 +17,9 @@ import (
 	"strings"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"fusevm/events"
+	"fusevm/kernel"
 )
 
 // GuestProgram is a Go main package of this module built for the guest and
@@ -64,16 +67,21 @@ func ModuleRoot() (string, error) {
 }
 
 // Build compiles progs statically (CGO off) from the module at moduleDir,
-// packs them into an image under cacheDir/initramfs/<sha256>.cpio and
-// returns its path. The image is written to a temporary file and renamed,
-// so a failed or interrupted build leaves nothing behind.
-func Build(ctx context.Context, moduleDir, cacheDir string, progs []GuestProgram) (string, error) {
+// packs them, and the kernel modules kmods (host paths of .ko files, maybe
+// compressed, in load order) with their list at events.ModulesFile, into
+// an image under cacheDir/initramfs/<sha256>.cpio and returns its path.
+// The image is written to a temporary file and renamed, so a failed or
+// interrupted build leaves nothing behind.
+func Build(ctx context.Context, moduleDir, cacheDir string, progs []GuestProgram, kmods []string) (string, error) {
 	binDir, err := os.MkdirTemp("", "fusevm-guest-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(binDir)
 	files := map[string]string{}
+	if err := addModules(ctx, binDir, kmods, files); err != nil {
+		return "", err
+	}
 	for _, p := range progs {
 		out := filepath.Join(binDir, strings.ReplaceAll(p.Path, "/", "_"))
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, p.Package)
@@ -136,6 +144,36 @@ func Pack(cacheDir string, files map[string]string) (string, error) {
 		return "", fmt.Errorf("write initramfs in %s: %w", dir, err)
 	}
 	return final, os.Rename(tmp.Name(), final)
+}
+
+// addModules writes kmods into dir uncompressed (so that kernels without
+// in-kernel module decompression load them too) and maps them, and their
+// list, into files.
+func addModules(ctx context.Context, dir string, kmods []string, files map[string]string) error {
+	if len(kmods) == 0 {
+		return nil
+	}
+	var list strings.Builder
+	for i, src := range kmods {
+		name := fmt.Sprintf("%02d-%s.ko", i, strings.SplitN(filepath.Base(src), ".ko", 2)[0])
+		host := filepath.Join(dir, "mod-"+name)
+		data, err := kernel.ReadModule(ctx, src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(host, data, 0o644); err != nil {
+			return err
+		}
+		guest := "lib/modules/" + name
+		files[guest] = host
+		fmt.Fprintln(&list, "/"+guest)
+	}
+	listFile := filepath.Join(dir, "modules-list")
+	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
+		return err
+	}
+	files[events.ModulesFile] = listFile
+	return nil
 }
 
 // firstLine returns the first line of go build's output that is not a

@@ -2,11 +2,15 @@ package initramfs
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"fusevm/events"
 )
 
 // TestPackIsContentAddressed packs an image, reads it back with u-root's
@@ -66,8 +70,60 @@ func TestBuildReportsCompileError(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	_, err = Build(t.Context(), root, t.TempDir(), []GuestProgram{{Package: "./no/such/package", Path: "init"}})
+	_, err = Build(t.Context(), root, t.TempDir(), []GuestProgram{{Package: "./no/such/package", Path: "init"}}, nil)
 	if err == nil || bytes.HasPrefix([]byte(err.Error()), []byte("#")) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestModulesAreUncompressedAndListed packs an xz-compressed and a plain
+// module: the image holds both uncompressed, listed in load order.
+func TestModulesAreUncompressedAndListed(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "virtio_console.ko")
+	os.WriteFile(plain, []byte("plain module"), 0o644)
+	src := filepath.Join(dir, "pvpanic-pci.ko")
+	os.WriteFile(src, []byte("compressed module"), 0o644)
+	if out, err := exec.Command("xz", src).CombinedOutput(); err != nil {
+		t.Skipf("xz: %v %s", err, out)
+	}
+	files := map[string]string{}
+	if err := addModules(t.Context(), t.TempDir(), []string{plain, src + ".xz"}, files); err != nil {
+		t.Fatal(err)
+	}
+	image, err := Pack(t.TempDir(), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rr, err := cpio.Newc.NewFileReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(rr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range recs {
+		data, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		got[r.Name] = string(data)
+	}
+	want := map[string]string{
+		"lib/modules/00-virtio_console.ko": "plain module",
+		"lib/modules/01-pvpanic-pci.ko":    "compressed module",
+		events.ModulesFile:                 "/lib/modules/00-virtio_console.ko\n/lib/modules/01-pvpanic-pci.ko\n",
+	}
+	for name, body := range want {
+		if got[name] != body {
+			t.Errorf("%s: %q, want %q", name, got[name], body)
+		}
+	}
+	if err := addModules(t.Context(), t.TempDir(), []string{filepath.Join(dir, "x.ko.lz4")}, map[string]string{}); err == nil {
+		t.Error("a module of unknown compression was accepted")
 	}
 }

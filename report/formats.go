@@ -55,6 +55,12 @@ func (run *Run) WriteMarkdown(w io.Writer) error {
 	if len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}
+	if revs := run.revisions(); len(revs) > 0 {
+		fmt.Fprintln(w, "\nKernels:")
+		for _, rv := range revs {
+			fmt.Fprintf(w, "- %s: %s\n", rv[0], rv[1])
+		}
+	}
 	return nil
 }
 

@@ -32,7 +32,8 @@ const SchemaVersion = 1
 
 // Result is one scenario on one kernel variant.
 type Result struct {
-	// Kernel is the source spec, e.g. "debian:7.3".
+	// Kernel names the kernel: its name in configs/kernels.toml (e.g.
+	// "debian-7.3"), or the source spec given on the command line.
 	Kernel string `json:"kernel"`
 	// Variant names the patch set: "baseline", "v2", "v2[:1]"...
 	Variant string `json:"variant"`
@@ -59,9 +60,17 @@ type Result struct {
 
 // Kernel describes one built kernel variant in a run.
 type Kernel struct {
-	Spec     string   `json:"spec"`
-	Variant  string   `json:"variant"`
-	Config   string   `json:"config"`
+	// Name is what results call the kernel (Result.Kernel).
+	Name string `json:"name"`
+	// Spec is the source or image specification.
+	Spec string `json:"spec"`
+	// Prebuilt is set for a kernel booted as it was given (no patches,
+	// config or build).
+	Prebuilt bool   `json:"prebuilt,omitempty"`
+	Variant  string `json:"variant"`
+	Config   string `json:"config"`
+	// Identity is the exact revision: package and version, git commit,
+	// tarball or image digest.
 	Identity string   `json:"identity"`
 	Version  string   `json:"version"`
 	Patches  []string `json:"patches"`
@@ -159,6 +168,27 @@ func (run *Run) WriteSummary(w io.Writer) {
 		fmt.Fprintln(w, "\nreasons:")
 		fmt.Fprintln(w, strings.Join(notes, "\n"))
 	}
+	if revs := run.revisions(); len(revs) > 0 {
+		fmt.Fprintln(w, "\nkernels:")
+		for _, rv := range revs {
+			fmt.Fprintf(w, "  %s: %s\n", rv[0], rv[1])
+		}
+	}
+}
+
+// revisions lists each kernel name once with its exact revision, in the
+// order the run met them.
+func (run *Run) revisions() [][2]string {
+	var out [][2]string
+	seen := map[string]bool{}
+	for _, k := range run.Kernels {
+		if k.Identity == "" || seen[k.Name+k.Identity] {
+			continue
+		}
+		seen[k.Name+k.Identity] = true
+		out = append(out, [2]string{k.Name, k.Identity})
+	}
+	return out
 }
 
 // column is the variant with its config when that is not the base one.

@@ -17,9 +17,9 @@ func sampleRun() *Run {
 	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	run := &Run{Started: t0, Finished: t0.Add(90 * time.Second)}
 	run.Kernels = []Kernel{
-		{Spec: "debian:7.3", Variant: "baseline", Config: "base", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Key: "k1", Cached: true},
-		{Spec: "debian:7.3", Variant: "v2", Config: "base+debug", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Patches: []string{"0001-a.patch", "0002-b.patch"}, Claims: []string{"close_all_ioctl", "same_inode_reuse"}, Key: "k2"},
-		{Spec: "debian:7.3", Variant: "v9", Config: "base", BuildError: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
+		{Name: "debian:7.3", Spec: "debian:7.3", Variant: "baseline", Config: "base", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Key: "k1", Cached: true},
+		{Name: "debian:7.3", Spec: "debian:7.3", Variant: "v2", Config: "base+debug", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Patches: []string{"0001-a.patch", "0002-b.patch"}, Claims: []string{"close_all_ioctl", "same_inode_reuse"}, Key: "k2"},
+		{Name: "debian:7.3", Spec: "debian:7.3", Variant: "v9", Config: "base", BuildError: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
 	}
 	add := func(r Result, expected, known Verdict, reason string) {
 		r.Duration = 1500 * time.Millisecond

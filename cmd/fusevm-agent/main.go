@@ -1,4 +1,5 @@
-// Command fusevm-agent is the guest's /init. It mounts the pseudo
+// Command fusevm-agent is the guest's /init. It loads the kernel modules
+// the image carries (before fusectl needs FUSE), mounts the pseudo
 // filesystems, says hello to the host on the events port, receives the plan
 // (scenario scripts and the kernel's claims), runs each scenario with the
 // interpreter, marks scenario boundaries on the kernel console (so the
@@ -8,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,6 +40,9 @@ func main() {
 }
 
 func run() error {
+	if err := loadModules("/" + events.ModulesFile); err != nil {
+		return err
+	}
 	if err := mountAll(); err != nil {
 		return err
 	}
@@ -101,6 +106,31 @@ func mountAll() error {
 		if err := unix.Mount(m.src, m.dst, m.fstype, 0, ""); err != nil && err != unix.EBUSY {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
 		}
+	}
+	return nil
+}
+
+// loadModules loads the kernel modules the image lists in list, in order;
+// a module already loaded is fine. No list means everything is built in.
+func loadModules(list string) error {
+	data, err := os.ReadFile(list)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, path := range strings.Fields(string(data)) {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("load module: %w", err)
+		}
+		err = unix.FinitModule(int(f.Fd()), "", 0)
+		f.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("load module %s: %w", filepath.Base(path), err)
+		}
+		kmsg("fusevm: loaded module " + filepath.Base(path))
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitSkip, err
 	}
-	v, err := newVariant("git:"+repoDir+"@"+commit, *f.config, "", nil, commit[:12], splitList(*claimList))
+	v, err := newVariant(specKernel("git:"+repoDir+"@"+commit), *f.config, "", nil, commit[:12], splitList(*claimList))
 	if err != nil {
 		return exitSkip, err
 	}
@@ -262,7 +262,7 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 	}
 	var versions []variant
 	for _, path := range fs.Args() {
-		v, err := newVariant(*spec, *f.config, path, nil, "", nil)
+		v, err := newVariant(specKernel(*spec), *f.config, path, nil, "", nil)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -331,7 +331,7 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 			picks[i] = i + 1
 		}
 		// Claims of the first k patches come from the catalog entry.
-		v, _ := newVariant(*spec, *f.config, bv.series, picks, "", nil)
+		v, _ := newVariant(specKernel(*spec), *f.config, bv.series, picks, "", nil)
 		return v
 	}
 	if len(focus) == 0 {

@@ -25,20 +25,25 @@ type matrixFile struct {
 	Series    string   `toml:"series"`
 	Scenarios []string `toml:"scenarios"`
 	Configs   []string `toml:"configs"`
-	Kernels   []struct {
-		Spec string `toml:"spec"`
-		Base string `toml:"base"`
-	} `toml:"kernel"`
-	Variants []struct {
+	Kernels   []string `toml:"kernels"`
+	Variants  []struct {
 		Name    string `toml:"name"`
 		Version string `toml:"version"`
 		Patches []int  `toml:"patches"`
 	} `toml:"variant"`
 }
 
+// matrixSel overrides parts of a matrix file from the command line.
+type matrixSel struct {
+	kernelsFile string   // the kernels file the matrix's names refer to
+	kernels     []string // kernel names instead of the matrix's
+	configs     []string // config sets instead of the matrix's
+}
+
 // loadMatrix reads a matrix file and expands it into variants. Paths in it
-// are relative to the source tree root.
-func loadMatrix(path, root string, configs []string) ([]variant, []string, error) {
+// are relative to the source tree root. A prebuilt kernel gets the
+// baseline variants only, once (it has no config to vary).
+func loadMatrix(path, root string, sel matrixSel) ([]variant, []string, error) {
 	var m matrixFile
 	md, err := toml.DecodeFile(path, &m)
 	if err != nil {
@@ -47,14 +52,27 @@ func loadMatrix(path, root string, configs []string) ([]variant, []string, error
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, nil, usagef("matrix %s: unknown key %s", path, und[0])
 	}
+	configs := sel.configs
 	if len(configs) == 0 {
 		configs = m.Configs
 	}
 	if len(configs) == 0 {
 		configs = []string{"base"}
 	}
-	if len(m.Kernels) == 0 || len(m.Variants) == 0 {
-		return nil, nil, usagef("matrix %s: needs at least one [[kernel]] and one [[variant]]", path)
+	names := sel.kernels
+	if len(names) == 0 {
+		names = m.Kernels
+	}
+	if len(names) == 0 || len(m.Variants) == 0 {
+		return nil, nil, usagef("matrix %s: needs kernels (or --kernel) and at least one [[variant]]", path)
+	}
+	all, err := loadKernels(sel.kernelsFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	kernels, err := pickKernels(all, names)
+	if err != nil {
+		return nil, nil, err
 	}
 	var cat *kernel.Catalog
 	if m.Series != "" {
@@ -63,27 +81,37 @@ func loadMatrix(path, root string, configs []string) ([]variant, []string, error
 		}
 	}
 	var out []variant
-	for _, k := range m.Kernels {
-		for _, cfg := range configs {
+	for _, k := range kernels {
+		cfgs := configs
+		if k.prebuilt() {
+			cfgs = []string{""}
+		}
+		for _, cfg := range cfgs {
 			for _, mv := range m.Variants {
 				series := ""
 				if mv.Version != "" {
+					if k.prebuilt() {
+						continue
+					}
 					if cat == nil {
 						return nil, nil, usagef("matrix %s: variant %s names a version but no series catalog is set", path, mv.Name)
 					}
 					e, ok := cat.Entry(k.Base, mv.Version)
 					if !ok {
-						return nil, nil, usagef("matrix %s: the series has no version %s for base %q", path, mv.Version, k.Base)
+						return nil, nil, usagef("matrix %s: the series has no version %s for base %q (kernel %s)", path, mv.Version, k.Base, k.Name)
 					}
 					series = filepath.Join(cat.Dir, e.Dir)
 				}
-				v, err := newVariant(k.Spec, cfg, series, mv.Patches, mv.Name, nil)
+				v, err := newVariant(k, cfg, series, mv.Patches, mv.Name, nil)
 				if err != nil {
 					return nil, nil, err
 				}
 				out = append(out, v)
 			}
 		}
+	}
+	if len(out) == 0 {
+		return nil, nil, usagef("matrix %s: no variant runs on the selected kernels (a prebuilt kernel runs only variants without a version)", path)
 	}
 	scen := m.Scenarios
 	if len(scen) == 0 {
@@ -98,6 +126,8 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	var c common
 	c.register(fs)
 	file := fs.String("file", "configs/matrix.toml", "matrix file")
+	kernelsFile := fs.String("kernels", "configs/kernels.toml", "kernels file: the names --kernel and the matrix use")
+	kernelNames := fs.String("kernel", "", "override the matrix's kernels: comma-separated names from the kernels file, or all")
 	configs := fs.String("configs", "", "override the matrix's config sets, comma-separated (e.g. base,base+debug)")
 	scen := fs.String("scenarios", "", "override the matrix's scenarios, comma-separated")
 	jobs := fs.Int("j", 2, "VMs to run in parallel")
@@ -116,14 +146,8 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	cfgs := splitList(*configs)
-	path := *file
-	if !filepath.IsAbs(path) {
-		if _, err := os.Stat(path); err != nil {
-			path = filepath.Join(root, path)
-		}
-	}
-	variants, scenNames, err := loadMatrix(path, root, cfgs)
+	sel := matrixSel{kernelsFile: rootPath(root, *kernelsFile), kernels: splitList(*kernelNames), configs: splitList(*configs)}
+	variants, scenNames, err := loadMatrix(rootPath(root, *file), root, sel)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -135,6 +159,9 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 		return exitUsage, usageError{err}
 	}
 	for _, v := range variants {
+		if v.kernel.prebuilt() {
+			continue
+		}
 		if _, err := fragments(root, v.config); err != nil {
 			return exitUsage, err
 		}
@@ -235,7 +262,7 @@ func mergeRepeats(rs []report.Result, variants []variant, ss []scenarios.Scenari
 		m := report.Merge(groups[k])
 		if len(groups[k]) > 1 {
 			for _, v := range variants {
-				if v.spec == m.Kernel && v.name == m.Variant && v.config == m.Config {
+				if v.kernel.Name == m.Kernel && v.name == m.Variant && v.config == m.Config {
 					for _, s := range ss {
 						if s.Name == m.Scenario {
 							v.settle(&m, s)
@@ -253,7 +280,7 @@ func mergeRepeats(rs []report.Result, variants []variant, ss []scenarios.Scenari
 func orderResults(rs []report.Result, variants []variant, ss []scenarios.Scenario) []report.Result {
 	vi := map[string]int{}
 	for i, v := range variants {
-		vi[v.spec+"\x00"+v.name+"\x00"+v.config] = i
+		vi[v.kernel.Name+"\x00"+v.name+"\x00"+v.config] = i
 	}
 	si := map[string]int{}
 	for i, s := range ss {
@@ -272,6 +299,6 @@ func orderResults(rs []report.Result, variants []variant, ss []scenarios.Scenari
 
 // dirName is a file-system-safe directory name for a variant.
 func dirName(v variant) string {
-	s := strings.NewReplacer(":", "-", "/", "-", " ", "", "[", "-", "]", "", ",", "-", "+", "-").Replace(v.spec + "_" + v.name + "_" + v.config)
+	s := strings.NewReplacer(":", "-", "/", "-", " ", "", "[", "-", "]", "", ",", "-", "+", "-").Replace(v.kernel.Name + "_" + v.name + "_" + v.config)
 	return s
 }

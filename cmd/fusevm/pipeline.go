@@ -73,11 +73,12 @@ func fragments(root, config string) ([]string, error) {
 	return out, nil
 }
 
-// variant is one kernel build to boot: a source, a config, a series
-// selection and its claims.
+// variant is one kernel to boot: a source to build with a config, a series
+// selection and its claims, or a prebuilt image.
 type variant struct {
-	spec   string
-	config string // "base", "base+debug"
+	kernel kernelEntry
+	spec   string // kernel.Spec, the source to build ("" for an image)
+	config string // "base", "base+debug"; "" for an image
 	name   string // "baseline", "v2", "v2[2]"...
 	series string // path, "" for the baseline
 	picks  []int  // 1-based patch numbers; nil applies all
@@ -90,7 +91,7 @@ type variant struct {
 
 // label is the variant's column in reports.
 func (v *variant) label() string {
-	if v.config == "base" {
+	if v.config == "base" || v.config == "" {
 		return v.name
 	}
 	return v.name + " (" + v.config + ")"
@@ -112,7 +113,7 @@ func (v *variant) settle(r *report.Result, s scenarios.Scenario) {
 	for _, c := range v.claims {
 		claims[c] = true
 	}
-	r.Kernel, r.Variant, r.Config = v.spec, v.name, v.config
+	r.Kernel, r.Variant, r.Config = v.kernel.Name, v.name, v.config
 	for _, k := range v.known {
 		if k.Scenario == s.Name && k.Config == v.configName() {
 			r.Settle(scenarios.Expected(s.Script, claims), report.Verdict(k.Verdict), k.Reason)
@@ -122,13 +123,22 @@ func (v *variant) settle(r *report.Result, s scenarios.Scenario) {
 	r.Settle(scenarios.Expected(s.Script, claims), "", "")
 }
 
+// specKernel is the kernel entry of a source spec given on the command line.
+func specKernel(spec string) kernelEntry { return kernelEntry{Name: spec, Spec: spec} }
+
 // newVariant fills a variant; claims and known issues come from the
 // series catalog when the series directory is listed in one and claims is
-// empty.
-func newVariant(spec, config, series string, picks []int, name string, claims []string) (variant, error) {
-	v := variant{spec: spec, config: config, name: name, series: series, picks: picks, claims: claims}
+// empty. A prebuilt kernel takes no series and no config.
+func newVariant(k kernelEntry, config, series string, picks []int, name string, claims []string) (variant, error) {
+	v := variant{kernel: k, spec: k.Spec, config: config, name: name, series: series, picks: picks, claims: claims}
 	if series == "" && picks != nil {
 		return v, usagef("--patches needs --series")
+	}
+	if k.prebuilt() {
+		if series != "" {
+			return v, usagef("kernel %s is prebuilt: it cannot take a patch series", k.Name)
+		}
+		v.config = ""
 	}
 	var entry *kernel.CatalogEntry
 	if series != "" {
@@ -219,7 +229,11 @@ func fragmentBoot(frags []string) (bootSettings, error) {
 // the guest image. An apply, config or build failure is no error: it
 // returns SKIP results for every scenario instead, so a matrix goes on.
 func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario, root string, p *progress) (*built, []report.Result, error) {
-	b := &built{v: v, kinfo: report.Kernel{Spec: v.spec, Variant: v.name, Config: v.config, Claims: v.claims}}
+	if v.kernel.prebuilt() {
+		b, err := preparePrebuilt(ctx, c, v, root, p)
+		return b, nil, err
+	}
+	b := &built{v: v, kinfo: report.Kernel{Name: v.kernel.Name, Spec: v.spec, Variant: v.name, Config: v.config, Claims: v.claims}}
 	frags, err := fragments(root, v.config)
 	if err != nil {
 		return nil, nil, err
@@ -279,10 +293,34 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 		p.Printf("==> kernel %s %s: cached (%s)", tree.Version, v.label(), art.Key)
 	}
 	b.kernel = art.BzImage
-	if b.initramfs, err = initramfs.Build(ctx, root, c.cache, initramfs.DefaultPrograms); err != nil {
+	if b.initramfs, err = initramfs.Build(ctx, root, c.cache, initramfs.DefaultPrograms, nil); err != nil {
 		return nil, nil, err
 	}
 	return b, nil, nil
+}
+
+// preparePrebuilt resolves a prebuilt kernel image and builds a guest
+// image carrying the modules it needs that are not built in.
+func preparePrebuilt(ctx context.Context, c *common, v variant, root string, p *progress) (*built, error) {
+	b := &built{v: v, kinfo: report.Kernel{Name: v.kernel.Name, Spec: v.kernel.Image, Prebuilt: true, Variant: v.name, Claims: v.claims}}
+	img, err := kernel.ResolveImage(ctx, &kernel.Cache{Root: c.cache}, v.kernel.Image, v.kernel.Modules, p)
+	if err != nil {
+		if errors.Is(err, kernel.ErrBadSpec) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	b.kinfo.Identity, b.kinfo.Version = img.Identity, img.Release
+	mods, err := kernel.ModulesToLoad(ctx, img.ModulesDir, kernel.GuestNeeds)
+	if err != nil {
+		return nil, err
+	}
+	p.Printf("==> kernel %s: prebuilt %s, %d modules to load", v.kernel.Name, img.Release, len(mods))
+	b.kernel = img.BzImage
+	if b.initramfs, err = initramfs.Build(ctx, root, c.cache, initramfs.DefaultPrograms, mods); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // boot runs scenarios in one VM of a built variant and settles each
@@ -356,7 +394,10 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	spec := fs.String("kernel", "debian:7.3", "kernel source: debian:X.Y[=VER], dir:PATH, git:REPO[@REV], tarball:PATH or tarball:URL#sha256=HEX")
+	spec := fs.String("kernel", "debian:7.3", "kernel: a name in the kernels file, or a source: debian:X.Y[=VER], dir:PATH, git:REPO_OR_URL[@REV], tarball:PATH or tarball:URL#sha256=HEX")
+	image := fs.String("kernel-image", "", "boot this prebuilt kernel instead of building one: a bzImage/vmlinuz path or debian:PACKAGE[=VERSION] (baseline only)")
+	modules := fs.String("modules", "", "with --kernel-image PATH: its lib/modules/<release> directory, for FUSE, virtio console or pvpanic built as modules")
+	kernelsFile := fs.String("kernels", "configs/kernels.toml", "kernels file, for --kernel NAME")
 	series := fs.String("series", "", "patch series: a directory of *.patch, a series file or an mbox (default: none, the baseline)")
 	picks := fs.String("patches", "", "apply only these patches of the series: 2, 1,2 or 1-3")
 	name := fs.String("name", "", "variant name in reports (default: baseline, or the series version)")
@@ -386,7 +427,14 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 			return exitUsage, usageError{err}
 		}
 	}
-	v, err := newVariant(*spec, *config, *series, sel, *name, splitList(*claimList))
+	k, err := runKernel(root, *kernelsFile, *spec, *image, *modules, fs)
+	if err != nil {
+		return exitUsage, err
+	}
+	if k.prebuilt() && isSet(fs, "config") {
+		return exitUsage, usagef("--config does not apply to a prebuilt kernel")
+	}
+	v, err := newVariant(k, *config, *series, sel, *name, splitList(*claimList))
 	if err != nil {
 		return exitUsage, err
 	}
@@ -408,6 +456,51 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	run.Kernels = append(run.Kernels, b.kinfo)
 	run.Results = append(run.Results, results...)
 	return finish(run, outDir)
+}
+
+// runKernel picks the kernel of "fusevm run": a prebuilt image, a name in
+// the kernels file, or a source spec.
+func runKernel(root, kernelsFile, spec, image, modules string, fs *flag.FlagSet) (kernelEntry, error) {
+	if image != "" {
+		if isSet(fs, "kernel") {
+			return kernelEntry{}, usagef("give --kernel or --kernel-image, not both")
+		}
+		return kernelEntry{Name: image, Image: image, Modules: modules}, nil
+	}
+	if modules != "" {
+		return kernelEntry{}, usagef("--modules goes with --kernel-image")
+	}
+	if strings.Contains(spec, ":") {
+		return specKernel(spec), nil
+	}
+	all, err := loadKernels(rootPath(root, kernelsFile))
+	if err != nil {
+		return kernelEntry{}, err
+	}
+	ks, err := pickKernels(all, []string{spec})
+	if err != nil {
+		return kernelEntry{}, err
+	}
+	return ks[0], nil
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// rootPath resolves a relative path against the working directory when it
+// exists there, else against the fusevm source tree.
+func rootPath(root, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	return filepath.Join(root, path)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
