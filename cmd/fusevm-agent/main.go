@@ -1,6 +1,6 @@
-// Command fusevm-agent is the guest's /init. It loads the kernel modules
-// the image carries (before fusectl needs FUSE), mounts the pseudo
-// filesystems, says hello to the host on the events port, receives the plan
+// Command fusevm-agent is the guest's /init. It mounts the pseudo
+// filesystems, loads the kernel modules the image carries, mounts fusectl,
+// says hello to the host on the events port, receives the plan
 // (scenario scripts and the kernel's claims), runs each scenario with the
 // interpreter, marks scenario boundaries on the kernel console (so the
 // host's splat scanner can attribute a splat), reports results, and powers
@@ -40,10 +40,13 @@ func main() {
 }
 
 func run() error {
+	if err := mountAll(pseudoFS); err != nil {
+		return err
+	}
 	if err := loadModules("/" + events.ModulesFile); err != nil {
 		return err
 	}
-	if err := mountAll(); err != nil {
+	if err := mountAll(fuseFS); err != nil {
 		return err
 	}
 	port, err := openPort()
@@ -92,15 +95,23 @@ func runScenario(sc events.ScenarioSpec, claims map[string]bool, params map[stri
 	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Daemon: "/bin/fusetestd", Spawner: spawner, Emit: emit})
 }
 
-func mountAll() error {
-	mounts := []struct{ src, dst, fstype string }{
+// mount is a filesystem the agent mounts.
+type mount struct{ src, dst, fstype string }
+
+// pseudoFS are mounted first; fuseFS once the modules are loaded (fusectl
+// comes with FUSE, which may be a module).
+var (
+	pseudoFS = []mount{
 		{"proc", "/proc", "proc"},
 		{"sysfs", "/sys", "sysfs"},
 		{"devtmpfs", "/dev", "devtmpfs"},
 		{"tmpfs", "/tmp", "tmpfs"},
 		{"tmpfs", "/run", "tmpfs"},
-		{"fusectl", "/sys/fs/fuse/connections", "fusectl"},
 	}
+	fuseFS = []mount{{"fusectl", "/sys/fs/fuse/connections", "fusectl"}}
+)
+
+func mountAll(mounts []mount) error {
 	for _, m := range mounts {
 		os.MkdirAll(m.dst, 0o755)
 		if err := unix.Mount(m.src, m.dst, m.fstype, 0, ""); err != nil && err != unix.EBUSY {

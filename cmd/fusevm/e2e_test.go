@@ -107,6 +107,46 @@ func TestEndToEndMatrix(t *testing.T) {
 	}
 }
 
+// TestEndToEndPrebuiltDebianImage boots Debian's own unpatched 7.3 kernel
+// image (fetched as packages, never built here) with the modules it lacks
+// built in, and checks that the reproducers fail on it.
+func TestEndToEndPrebuiltDebianImage(t *testing.T) {
+	needVM(t)
+	out := t.TempDir()
+	code, stdout, stderr := fusevm(t, "matrix", "--kernel", "debian-7.3-image", "--out", out)
+	if code != 0 {
+		t.Fatalf("matrix: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	run := readResults(t, out)
+	if len(run.Kernels) != 1 || !run.Kernels[0].Prebuilt || !strings.Contains(run.Kernels[0].Identity, "linux-image-7.3.4+deb13-amd64 7.3.4-") {
+		t.Fatalf("kernels: %+v", run.Kernels)
+	}
+	verdicts := map[string]report.Verdict{}
+	for _, r := range run.Results {
+		if r.Variant != "baseline" {
+			t.Errorf("variant %s ran on a prebuilt kernel", r.Variant)
+		}
+		verdicts[r.Scenario] = r.Verdict
+	}
+	for _, s := range []string{"reopen-after-restart", "leak-after-restart", "reregister-no-restart", "crash-loop"} {
+		if verdicts[s] != report.Fail {
+			t.Errorf("%s: %s on Debian's unpatched kernel, want FAIL", s, verdicts[s])
+		}
+	}
+	if verdicts["smoke-passthrough"] != report.Pass {
+		t.Errorf("smoke-passthrough: %s, want PASS", verdicts["smoke-passthrough"])
+	}
+	// Debian builds pvpanic-pci as a module: the guest must have loaded it.
+	console, _ := filepath.Glob(filepath.Join(out, "*", "console.log"))
+	if len(console) != 1 {
+		t.Fatalf("console logs: %v", console)
+	}
+	data, _ := os.ReadFile(console[0])
+	if !strings.Contains(string(data), "fusevm: loaded module") || !strings.Contains(string(data), "pvpanic-pci.ko") {
+		t.Error("console does not show the pvpanic-pci module loaded")
+	}
+}
+
 // demoSeries assembles the demo regression: v2 of the series plus a third
 // patch, written for these tests, that makes close-all skip the ids of files in use.
 // It returns the demo's directory, listed in a series.toml beside it.
