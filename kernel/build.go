@@ -93,7 +93,13 @@ func Key(spec BuildSpec) (string, Meta, error) {
 	h := sha256.New()
 	meta := Meta{Source: spec.Tree.Identity, Version: spec.Tree.Version}
 	fmt.Fprintln(h, keyVersion, runtime.GOARCH)
-	fmt.Fprintln(h, "source", spec.Tree.ID, spec.Tree.Identity)
+	// A git tree is keyed by its commit alone: the same commit reached by
+	// a tag, a branch or its id, locally or from a URL, builds once.
+	source := spec.Tree.Identity
+	if spec.Tree.Commit != "" {
+		source = "git " + spec.Tree.Commit
+	}
+	fmt.Fprintln(h, "source", spec.Tree.ID, source)
 	if spec.Series != nil {
 		for _, p := range spec.Series.Patches {
 			ref := PatchRef{Name: p.Name, SHA256: p.Digest()}
@@ -201,7 +207,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	meta.BuildTime = time.Since(start)
 	log.Done(what, meta.BuildTime)
 	os.MkdirAll(c.Path("kernels"), 0o755)
-	SweepTemp(c.Path("kernels"))
+	sweepTempOf(art.Dir)
 	err = Publish(art.Dir, func(tmp string) error {
 		if err := copyFile(filepath.Join(outDir, "arch/x86/boot/bzImage"), filepath.Join(tmp, "bzImage"), 0o644); err != nil {
 			return err

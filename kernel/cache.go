@@ -16,8 +16,10 @@ import (
 
 // Cache is the on-disk cache root. Its layout:
 //
-//	src/<id>/linux     extracted source trees (read-only by convention)
-//	downloads/         tarballs fetched by URL
+//	src/<id>/linux     extracted source trees and unpacked prebuilt
+//	                   kernel packages (read-only by convention)
+//	downloads/         tarballs fetched by URL, named by sha256
+//	git/<hash>.git     shallow mirrors of remote git repositories
 //	apt/               private apt state for Debian sources
 //	work/<id>/linux    per-source build workspaces (hardlinked copies)
 //	kernels/<key>/     published build artifacts (bzImage, config, meta.json)
@@ -103,14 +105,13 @@ func Publish(final string, fill func(tmp string) error) error {
 	return nil
 }
 
-// SweepTemp removes half-written ".tmp-*" entries left by a killed run in
-// dir. Call it with the directory's lock held.
-func SweepTemp(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if len(e.Name()) > 5 && e.Name()[:5] == ".tmp-" {
-			os.RemoveAll(filepath.Join(dir, e.Name()))
-		}
+// sweepTempOf removes what interrupted Publish calls for final left
+// behind; only final's own temporaries, so that publishing other entries
+// of the same directory is never disturbed.
+func sweepTempOf(final string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(final), ".tmp-"+filepath.Base(final)+"-*"))
+	for _, m := range matches {
+		os.RemoveAll(m)
 	}
 }
 

@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,13 +171,16 @@ var ErrBadSpec = errors.New("bad kernel source")
 //
 //	debian:X.Y[=VERSION]        Debian's linux-source-X.Y package
 //	dir:PATH                    a local kernel tree, used as is
-//	git:REPO[@REV]              a revision of a git repository (default HEAD)
+//	git:REPO[@REV]              a revision of a local git repository (default HEAD)
+//	git:URL[@REV]               the same fetched from a URL (https://, ssh://,
+//	                            file://, user@host:path) into a mirror in the
+//	                            cache, shallowly: only that commit, no history
 //	tarball:PATH                a local .tar.{xz,gz,bz2,zst} of a kernel tree
 //	tarball:URL#sha256=HEX      a downloaded tarball; the digest is required
 func Resolve(ctx context.Context, c *Cache, spec string, log Logger) (*Tree, error) {
 	kind, arg, ok := strings.Cut(spec, ":")
 	if !ok || arg == "" {
-		return nil, fmt.Errorf("%w %q: want debian:X.Y, dir:PATH, git:REPO@REV or tarball:PATH|URL#sha256=HEX", ErrBadSpec, spec)
+		return nil, fmt.Errorf("%w %q: want debian:X.Y, dir:PATH, git:REPO|URL[@REV] or tarball:PATH|URL#sha256=HEX", ErrBadSpec, spec)
 	}
 	var t *Tree
 	var err error
@@ -290,14 +291,23 @@ func resolveDir(path string) (*Tree, error) {
 	return &Tree{Dir: abs, ID: "dir-" + sum[:16], Identity: "dir " + abs + " (files " + sum[:16] + ")"}, nil
 }
 
-// resolveGit resolves REV of a repository. Nothing is extracted: the
-// build workspace is filled from the repository (git archive) and, for the
-// next commit, updated with only the files that changed. The repository is
-// only read: no worktree, no index, no checkout.
+// resolveGit resolves REV of a repository: a local path, read in place,
+// or a URL, fetched into a mirror in the cache (see fetchRemote). Nothing
+// is extracted: the build workspace is filled from the repository (git
+// archive) and, for the next commit, updated with only the files that
+// changed. A local repository is only read: no worktree, no index, no
+// checkout.
 func resolveGit(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, error) {
-	repo, rev, _ := strings.Cut(arg, "@")
+	repo, rev := splitGitSpec(arg)
 	if rev == "" {
 		rev = "HEAD"
+	}
+	if isGitURL(repo) {
+		mirror, commit, err := fetchRemote(ctx, c, repo, rev, log)
+		if err != nil {
+			return nil, fmt.Errorf("source git:%s: %w", arg, err)
+		}
+		return gitTree(ctx, arg, mirror, commit, fmt.Sprintf("git %s %s (commit %s)", repo, rev, commit))
 	}
 	commit, err := gitOut(ctx, repo, "rev-parse", "--verify", "--quiet", rev+"^{commit}")
 	if err != nil {
@@ -309,13 +319,18 @@ func resolveGit(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, e
 		}
 		return nil, fmt.Errorf("source git:%s: revision %q does not exist in %s", arg, rev, repo)
 	}
-	tree, err := gitOut(ctx, repo, "rev-parse", commit+"^{tree}")
-	if err != nil {
-		return nil, fmt.Errorf("source git:%s: %w", arg, err)
-	}
 	abs, err := filepath.Abs(repo)
 	if err != nil {
 		return nil, err
+	}
+	return gitTree(ctx, arg, abs, commit, "git "+commit)
+}
+
+// gitTree checks that commit of repo holds a kernel tree and describes it.
+func gitTree(ctx context.Context, arg, repo, commit, identity string) (*Tree, error) {
+	tree, err := gitOut(ctx, repo, "rev-parse", commit+"^{tree}")
+	if err != nil {
+		return nil, fmt.Errorf("source git:%s: %w", arg, err)
 	}
 	mk, err := exec.CommandContext(ctx, "git", "-C", repo, "show", commit+":Makefile").Output()
 	if err != nil {
@@ -324,13 +339,14 @@ func resolveGit(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, e
 	if exec.CommandContext(ctx, "git", "-C", repo, "cat-file", "-e", commit+":arch/x86/Kconfig").Run() != nil {
 		return nil, fmt.Errorf("source git:%s: commit %s is not a kernel tree with arch/x86", arg, commit[:12])
 	}
-	t := &Tree{ID: "git-" + tree[:16], Identity: "git " + commit, Repo: abs, Commit: commit}
+	t := &Tree{ID: "git-" + tree[:16], Identity: identity, Repo: repo, Commit: commit}
 	if t.Version, err = parseMakefileVersion(mk); err != nil {
 		return nil, fmt.Errorf("source git:%s: commit %s: %w", arg, commit[:12], err)
 	}
 	return t, nil
 }
 
+// gitOut runs git in repo and returns its trimmed output.
 func gitOut(ctx context.Context, repo string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", repo}, args...)...).Output()
 	if err != nil {
@@ -348,7 +364,7 @@ func resolveTarball(ctx context.Context, c *Cache, arg string, log Logger) (*Tre
 	if frag != "" && (!strings.HasPrefix(frag, "sha256=") || !sha256Re.MatchString(want)) {
 		return nil, fmt.Errorf("source tarball:%s: digest must be #sha256=<64 lowercase hex digits>", arg)
 	}
-	path := loc
+	path, sum := loc, want
 	if strings.HasPrefix(loc, "http://") || strings.HasPrefix(loc, "https://") {
 		if want == "" {
 			return nil, fmt.Errorf("source tarball:%s: a URL needs its digest: tarball:%s#sha256=HEX", arg, loc)
@@ -357,45 +373,57 @@ func resolveTarball(ctx context.Context, c *Cache, arg string, log Logger) (*Tre
 		if path, err = download(ctx, c, loc, want, log); err != nil {
 			return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
 		}
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("source tarball:%s: is a directory (use dir:%s)", loc, loc)
-	}
-	sum, err := hashFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
-	}
-	if want != "" && sum != want {
-		return nil, fmt.Errorf("source tarball:%s: sha256 mismatch: got %s, want %s", loc, sum, want)
+	} else {
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
+		}
+		if st.IsDir() {
+			return nil, fmt.Errorf("source tarball:%s: is a directory (use dir:%s)", loc, loc)
+		}
+		if sum, err = hashFile(path); err != nil {
+			return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
+		}
+		if want != "" && sum != want {
+			return nil, fmt.Errorf("source tarball:%s: sha256 mismatch: got %s, want %s", loc, sum, want)
+		}
 	}
 	id := "tar-" + sum[:16]
-	if err := ensureExtracted(c, id, log, "extract "+filepath.Base(path), func(tmp string) error {
-		return untar(ctx, path, tmp)
+	name := filepath.Base(loc)
+	if err := ensureExtracted(c, id, log, "extract "+name, func(tmp string) error {
+		return untarAs(ctx, path, name, tmp)
 	}); err != nil {
 		return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
 	}
-	return &Tree{Dir: c.Path("src", id, "linux"), ID: id, Identity: "tarball " + filepath.Base(loc) + " sha256:" + sum}, nil
+	return &Tree{Dir: c.Path("src", id, "linux"), ID: id, Identity: "tarball " + name + " sha256:" + sum}, nil
 }
 
 // untar extracts a kernel tarball into dst, dropping its top directory.
 func untar(ctx context.Context, tarball, dst string) error {
+	return untarAs(ctx, tarball, filepath.Base(tarball), dst)
+}
+
+// untarAs is untar calling the tarball name in errors (a download's file
+// is named by its digest).
+func untarAs(ctx context.Context, tarball, name, dst string) error {
 	cmd := exec.CommandContext(ctx, "tar", "-x", "--strip-components=1", "-f", tarball, "-C", dst)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s is corrupt or not a kernel tarball (%s)", filepath.Base(tarball), lastLine(stderr.Bytes()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("extract %s: %w", name, ctx.Err())
+		}
+		return fmt.Errorf("%s is corrupt or not a kernel tarball (%s)", name, firstLine(stderr.Bytes()))
 	}
 	if _, err := makefileVersion(dst); err != nil {
-		return fmt.Errorf("%s does not hold a kernel tree", filepath.Base(tarball))
+		return fmt.Errorf("%s does not hold a kernel tree (no top Makefile with VERSION, or no arch/x86/Kconfig)", name)
 	}
 	return nil
 }
 
-// download fetches url into downloads/<sha256> and checks its digest.
+// download fetches url into downloads/<sha256> once, under a lock. A
+// download that fails (HTTP error, interrupted, stalled, cancelled, wrong
+// digest) leaves nothing behind.
 func download(ctx context.Context, c *Cache, url, want string, log Logger) (string, error) {
 	final := c.Path("downloads", want)
 	if _, err := os.Stat(final); err == nil {
@@ -404,36 +432,27 @@ func download(ctx context.Context, c *Cache, url, want string, log Logger) (stri
 	if err := os.MkdirAll(c.Path("downloads"), 0o755); err != nil {
 		return "", err
 	}
-	log.Stage("download " + url)
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	unlock, err := c.Lock("download-" + want[:16])
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
+	defer unlock()
+	if _, err := os.Stat(final); err == nil {
+		return final, nil // downloaded while we waited for the lock
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("download: %s", resp.Status)
-	}
-	tmp, err := os.CreateTemp(c.Path("downloads"), ".tmp-")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
-		tmp.Close()
+	what := "download " + url
+	log.Stage(what)
+	start := time.Now()
+	tmp := c.Path("downloads", ".tmp-"+want) // ours under the lock; a killed run's is overwritten
+	defer os.Remove(tmp)
+	if err := fetchURL(ctx, url, tmp, want); err != nil {
 		return "", annotateNoSpace(err, c.Path("downloads"))
 	}
-	if err := tmp.Close(); err != nil {
-		return "", annotateNoSpace(err, c.Path("downloads"))
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return "", fmt.Errorf("sha256 mismatch: got %s, want %s", got, want)
-	}
-	return final, os.Rename(tmp.Name(), final)
+	log.Done(what, time.Since(start))
+	return final, nil
 }
 
 // ensureExtracted publishes src/<id>/linux once, under a lock, by calling
@@ -451,8 +470,7 @@ func ensureExtracted(c *Cache, id string, log Logger, what string, extract func(
 	if _, err := os.Stat(final); err == nil {
 		return nil
 	}
-	os.MkdirAll(c.Path("src"), 0o755)
-	SweepTemp(c.Path("src"))
+	sweepTempOf(final)
 	log.Stage(what)
 	start := time.Now()
 	err = Publish(final, func(tmp string) error {
@@ -685,12 +703,15 @@ func (a *privateApt) fetch(ctx context.Context, pkg, pin string, log Logger) (st
 	return final, version, nil
 }
 
-// cachedDeb finds an already downloaded .deb (apt escapes ':' as %3a).
+// cachedDeb finds an already downloaded .deb of any architecture (apt
+// escapes ':' as %3a).
 func (a *privateApt) cachedDeb(pkg, version string) string {
-	name := pkg + "_" + strings.ReplaceAll(version, ":", "%3a") + "_all.deb"
-	p := filepath.Join(a.dir, "cache/archives", name)
-	if _, err := os.Stat(p); err == nil {
-		return p
+	name := pkg + "_" + strings.ReplaceAll(version, ":", "%3a") + "_"
+	for _, arch := range []string{"all", "amd64"} {
+		p := filepath.Join(a.dir, "cache/archives", name+arch+".deb")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 	}
 	return ""
 }
