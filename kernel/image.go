@@ -111,16 +111,11 @@ func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (
 	if !debianKernelPackageRe.MatchString(pkg) {
 		return nil, fmt.Errorf("%w: image debian:%s: want a linux-image-*, linux-binary-* or linux-modules-* package", ErrBadSpec, arg)
 	}
-	apt, err := newPrivateApt(c)
-	if err != nil {
-		return nil, fmt.Errorf("image debian:%s: %w", arg, err)
-	}
-	unlock, err := c.Lock("apt")
-	if err != nil {
-		return nil, err
-	}
-	debs, err := apt.fetchClosure(ctx, pkg, pin, log)
-	unlock()
+	var debs []debFile
+	err := withApt(c, func(a *privateApt) (err error) {
+		debs, err = a.fetchClosure(ctx, pkg, pin, log)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("image debian:%s: %w", arg, err)
 	}

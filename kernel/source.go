@@ -500,16 +500,11 @@ func resolveDebian(ctx context.Context, c *Cache, arg string, log Logger) (*Tree
 		return nil, fmt.Errorf("%w debian:%s: want debian:X.Y (e.g. debian:7.3) or debian:X.Y=PACKAGE-VERSION", ErrBadSpec, arg)
 	}
 	pkg := "linux-source-" + series
-	apt, err := newPrivateApt(c)
-	if err != nil {
-		return nil, fmt.Errorf("source debian:%s: %w", arg, err)
-	}
-	unlock, err := c.Lock("apt")
-	if err != nil {
-		return nil, err
-	}
-	deb, version, err := apt.fetch(ctx, pkg, pin, log)
-	unlock()
+	var deb, version string
+	err := withApt(c, func(a *privateApt) (err error) {
+		deb, version, err = a.fetch(ctx, pkg, pin, log)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("source debian:%s: %w", arg, err)
 	}
@@ -548,6 +543,20 @@ func extractDebianSource(ctx context.Context, deb, pkg, dst string) error {
 type privateApt struct {
 	dir    string
 	mirror string
+}
+
+// withApt runs fn with the cache's private apt, under its lock.
+func withApt(c *Cache, fn func(*privateApt) error) error {
+	a, err := newPrivateApt(c)
+	if err != nil {
+		return err
+	}
+	unlock, err := c.Lock("apt")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn(a)
 }
 
 func newPrivateApt(c *Cache) (*privateApt, error) {
