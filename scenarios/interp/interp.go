@@ -647,6 +647,7 @@ func (r *runner) closeDevFD() {
 }
 
 func (r *runner) freeSpace(f map[string]string) (string, string) {
+	r.awaitReplies(5 * time.Second)
 	var st unix.Statfs_t
 	if err := unix.Statfs(BackingDir, &st); err != nil {
 		return outcome(err)
@@ -689,6 +690,29 @@ func (r *runner) cleanup() {
 		unix.Unmount(BackingDir, unix.MNT_DETACH)
 	}
 	os.RemoveAll(StateDir)
+}
+
+// awaitReplies waits, at most limit, until the running daemon has answered
+// every request of the connection (fusectl's "waiting" count is 0). A
+// close() returns before the daemon has handled its RELEASE, which is sent
+// in the background, and the daemon drops its backing file there: a
+// free-space check right after a close must not race with that. Without a
+// running daemon nothing would answer, so nothing is awaited.
+func (r *runner) awaitReplies(limit time.Duration) {
+	if r.keeper == 0 || r.daemon == 0 {
+		return
+	}
+	ki, err := ctl.ReadKeeperInfo(StateDir)
+	if err != nil {
+		return
+	}
+	waiting := fmt.Sprintf("/sys/fs/fuse/connections/%d/waiting", ki.Conn)
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		data, err := os.ReadFile(waiting)
+		if err != nil || strings.TrimSpace(string(data)) == "0" {
+			return
+		}
+	}
 }
 
 // abortConn aborts the scenario's connection through fusectl.
