@@ -28,21 +28,8 @@ func TestPackIsContentAddressed(t *testing.T) {
 	if err != nil || p1 != p2 {
 		t.Fatalf("same content, different images: %s %s (%v)", p1, p2, err)
 	}
-	f, err := os.Open(p1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rr, err := cpio.Newc.NewFileReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := cpio.ReadAllRecords(rr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := map[string]cpio.Record{}
-	for _, r := range recs {
+	for _, r := range readImage(t, p1) {
 		names[r.Name] = r
 	}
 	for _, d := range []string{"dev", "proc", "sys", "tmp", "run", "bin"} {
@@ -95,21 +82,8 @@ func TestModulesAreUncompressedAndListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rr, err := cpio.Newc.NewFileReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := cpio.ReadAllRecords(rr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]string{}
-	for _, r := range recs {
+	for _, r := range readImage(t, image) {
 		data, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
 		got[r.Name] = string(data)
 	}
@@ -126,4 +100,28 @@ func TestModulesAreUncompressedAndListed(t *testing.T) {
 	if err := addModules(t.Context(), t.TempDir(), []string{filepath.Join(dir, "x.ko.lz4")}, map[string]string{}); err == nil {
 		t.Error("a module of unknown compression was accepted")
 	}
+}
+
+// readImage reads back every record of an image, contents included, with
+// u-root's reader.
+func readImage(t *testing.T, path string) []cpio.Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rr, err := cpio.Newc.NewFileReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(rr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs { // keep the contents readable once f is closed
+		data, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		recs[i].ReaderAt = bytes.NewReader(data)
+	}
+	return recs
 }
