@@ -77,7 +77,6 @@ func fragments(root, config string) ([]string, error) {
 // selection and its claims, or a prebuilt image.
 type variant struct {
 	kernel kernelEntry
-	spec   string // kernel.Spec, the source to build ("" for an image)
 	config string // "base", "base+debug"; "" for an image
 	name   string // "baseline", "v2", "v2[2]"...
 	series string // path, "" for the baseline
@@ -130,7 +129,7 @@ func specKernel(spec string) kernelEntry { return kernelEntry{Name: spec, Spec: 
 // series catalog when the series directory is listed in one and claims is
 // empty. A prebuilt kernel takes no series and no config.
 func newVariant(k kernelEntry, config, series string, picks []int, name string, claims []string) (variant, error) {
-	v := variant{kernel: k, spec: k.Spec, config: config, name: name, series: series, picks: picks, claims: claims}
+	v := variant{kernel: k, config: config, name: name, series: series, picks: picks, claims: claims}
 	if series == "" && picks != nil {
 		return v, usagef("--patches needs --series")
 	}
@@ -233,7 +232,7 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 		b, err := preparePrebuilt(ctx, c, v, root, p)
 		return b, nil, err
 	}
-	b := &built{v: v, kinfo: report.Kernel{Name: v.kernel.Name, Spec: v.spec, Variant: v.name, Config: v.config, Claims: v.claims}}
+	b := &built{v: v, kinfo: report.Kernel{Name: v.kernel.Name, Spec: v.kernel.Spec, Variant: v.name, Config: v.config, Claims: v.claims}}
 	frags, err := fragments(root, v.config)
 	if err != nil {
 		return nil, nil, err
@@ -242,12 +241,9 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 		return nil, nil, err
 	}
 	cache := &kernel.Cache{Root: c.cache}
-	tree, err := kernel.Resolve(ctx, cache, v.spec, p)
+	tree, err := kernel.Resolve(ctx, cache, v.kernel.Spec, p)
 	if err != nil {
-		if errors.Is(err, kernel.ErrBadSpec) {
-			return nil, nil, usageError{err}
-		}
-		return nil, nil, err
+		return nil, nil, specError(err)
 	}
 	b.kinfo.Identity, b.kinfo.Version = tree.Identity, tree.Version
 	var series *kernel.Series
@@ -276,7 +272,7 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 			return nil, nil, err
 		}
 		b.kinfo.BuildError = err.Error()
-		p.Printf("%s %s: SKIP: %v", v.spec, v.label(), err)
+		p.Printf("%s %s: SKIP: %v", v.kernel.Name, v.label(), err)
 		if be != nil && be.Tail != "" {
 			p.Printf("last lines of the build log:\n%s", be.Tail)
 		}
@@ -299,16 +295,22 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 	return b, nil, nil
 }
 
+// specError makes a kernel or image specification the user got wrong a
+// usage error; other resolution failures stay as they are.
+func specError(err error) error {
+	if errors.Is(err, kernel.ErrBadSpec) {
+		return usageError{err}
+	}
+	return err
+}
+
 // preparePrebuilt resolves a prebuilt kernel image and builds a guest
 // image carrying the modules it needs that are not built in.
 func preparePrebuilt(ctx context.Context, c *common, v variant, root string, p *progress) (*built, error) {
 	b := &built{v: v, kinfo: report.Kernel{Name: v.kernel.Name, Spec: v.kernel.Image, Prebuilt: true, Variant: v.name, Claims: v.claims}}
 	img, err := kernel.ResolveImage(ctx, &kernel.Cache{Root: c.cache}, v.kernel.Image, v.kernel.Modules, p)
 	if err != nil {
-		if errors.Is(err, kernel.ErrBadSpec) {
-			return nil, usageError{err}
-		}
-		return nil, err
+		return nil, specError(err)
 	}
 	b.kinfo.Identity, b.kinfo.Version = img.Identity, img.Release
 	mods, err := kernel.ModulesToLoad(ctx, img.ModulesDir, kernel.GuestNeeds)

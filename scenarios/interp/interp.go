@@ -702,11 +702,10 @@ func (r *runner) awaitReplies(limit time.Duration) {
 	if r.keeper == 0 || r.daemon == 0 {
 		return
 	}
-	ki, err := ctl.ReadKeeperInfo(StateDir)
+	waiting, err := connFile("waiting")
 	if err != nil {
 		return
 	}
-	waiting := fmt.Sprintf("/sys/fs/fuse/connections/%d/waiting", ki.Conn)
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		data, err := os.ReadFile(waiting)
 		if err != nil || strings.TrimSpace(string(data)) == "0" {
@@ -717,11 +716,20 @@ func (r *runner) awaitReplies(limit time.Duration) {
 
 // abortConn aborts the scenario's connection through fusectl.
 func abortConn() error {
-	ki, err := ctl.ReadKeeperInfo(StateDir)
+	abort, err := connFile("abort")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", ki.Conn), []byte("1"), 0o200)
+	return os.WriteFile(abort, []byte("1"), 0o200)
+}
+
+// connFile is the path of the scenario's connection's fusectl file name.
+func connFile(name string) (string, error) {
+	ki, err := ctl.ReadKeeperInfo(StateDir)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("/sys/fs/fuse/connections/%d/%s", ki.Conn, name), nil
 }
 
 func waitFile(ctx context.Context, path string) error {
