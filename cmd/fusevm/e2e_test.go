@@ -145,6 +145,9 @@ func TestEndToEndPrebuiltDebianImage(t *testing.T) {
 	if !strings.Contains(string(data), "fusevm: loaded module") || !strings.Contains(string(data), "pvpanic-pci.ko") {
 		t.Error("console does not show the pvpanic-pci module loaded")
 	}
+	if !strings.Contains(string(data), "smp: Brought up 1 node, 1 CPU") {
+		t.Error("the prebuilt kernel did not boot with one vCPU (its run-time text patching races under multi-threaded TCG)")
+	}
 }
 
 // demoSeries assembles the demo regression: v2 of the series plus a third
