@@ -443,16 +443,7 @@ func TestFakeKVMProbe(t *testing.T) {
 	qemu := fakeQEMUBinary(t, "kvm-hang")
 	opts := append(fakeFiles(t), WithQEMU(qemu), WithProbeCache(cache), withKVMProbe(300*time.Millisecond))
 
-	vm, err := Start(context.Background(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for e := range vm.Events() {
-		if e.Kind == events.Hello {
-			vm.Send("x")
-		}
-	}
-	res := vm.Wait()
+	vm, res := bootToShutdown(t, opts)
 	assertNoProcess(t, vm)
 	if res.Accel != AccelTCG || res.Exit != GuestShutdown || len(vm.pids) != 2 || !strings.Contains(res.AccelNote, "fell back") {
 		t.Fatalf("first run: accel %v (%s), exit %v (%v), %d qemu runs", res.Accel, res.AccelNote, res.Exit, res.Err, len(vm.pids))
@@ -463,16 +454,7 @@ func TestFakeKVMProbe(t *testing.T) {
 	}
 
 	// The cached answer is used: no second probe.
-	vm, err = Start(context.Background(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for e := range vm.Events() {
-		if e.Kind == events.Hello {
-			vm.Send("x")
-		}
-	}
-	res = vm.Wait()
+	vm, res = bootToShutdown(t, opts)
 	if res.Accel != AccelTCG || len(vm.pids) != 1 || !strings.Contains(res.AccelNote, "probe cache") {
 		t.Errorf("second run: accel %v (%s), %d qemu runs", res.Accel, res.AccelNote, len(vm.pids))
 	}
@@ -482,16 +464,7 @@ func TestFakeKVMProbeWorks(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "kvm-probe.json")
 	opts := append(fakeFiles(t), WithQEMU(fakeQEMUBinary(t, "boot")), WithProbeCache(cache), withKVMProbe(5*time.Second))
 	for run := 0; run < 2; run++ {
-		vm, err := Start(context.Background(), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for e := range vm.Events() {
-			if e.Kind == events.Hello {
-				vm.Send("x")
-			}
-		}
-		res := vm.Wait()
+		vm, res := bootToShutdown(t, opts)
 		if res.Accel != AccelKVM || res.Exit != GuestShutdown || len(vm.pids) != 1 {
 			t.Errorf("run %d: accel %v (%s), exit %v", run, res.Accel, res.AccelNote, res.Exit)
 		}
@@ -499,6 +472,21 @@ func TestFakeKVMProbeWorks(t *testing.T) {
 			t.Errorf("run 1 did not use the cache: %s", res.AccelNote)
 		}
 	}
+}
+
+// bootToShutdown starts a VM, answers its hello and waits for its end.
+func bootToShutdown(t *testing.T, opts []Option) (*VM, *Result) {
+	t.Helper()
+	vm, err := Start(context.Background(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range vm.Events() {
+		if e.Kind == events.Hello {
+			vm.Send("x")
+		}
+	}
+	return vm, vm.Wait()
 }
 
 func TestStartErrors(t *testing.T) {
@@ -516,16 +504,7 @@ func TestStartErrors(t *testing.T) {
 func TestFakeKVMProbeShortBoot(t *testing.T) {
 	opts := append(fakeFiles(t), WithQEMU(fakeQEMUBinary(t, "kvm-hang")), withKVMProbe(5*time.Second),
 		WithTimeouts(Timeouts{Boot: time.Second}))
-	vm, err := Start(context.Background(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for e := range vm.Events() {
-		if e.Kind == events.Hello {
-			vm.Send("x")
-		}
-	}
-	res := vm.Wait()
+	vm, res := bootToShutdown(t, opts)
 	assertNoProcess(t, vm)
 	if res.Accel != AccelTCG || res.Exit != GuestShutdown || res.Wall > 4*time.Second {
 		t.Errorf("accel %v (%s), exit %v (%v), wall %v", res.Accel, res.AccelNote, res.Exit, res.Err, res.Wall)
