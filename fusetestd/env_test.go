@@ -353,6 +353,14 @@ func (e *env) expectContent(fd int, want string) {
 	}
 }
 
+// expectFile opens name read-only, checks it reads want and closes it.
+func (e *env) expectFile(name, want string) {
+	e.tb.Helper()
+	fd := e.mustOpen(name, unix.O_RDONLY)
+	e.expectContent(fd, want)
+	e.close(fd)
+}
+
 func (e *env) status() ctl.Status {
 	e.tb.Helper()
 	cl, err := ctl.Dial(e.state)

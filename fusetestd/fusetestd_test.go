@@ -59,9 +59,7 @@ func TestPassthroughReadWrite(t *testing.T) {
 func TestPlainIOWithoutPassthrough(t *testing.T) {
 	e := newEnv(t, map[string]string{"a.txt": content}, "--no-passthrough")
 	e.serve()
-	fd := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.expectContent(fd, content)
-	e.close(fd)
+	e.expectFile("a.txt", content)
 	st := e.status()
 	if st.Passthrough || !st.PlainIO || st.Served["READ"] == 0 || st.IDsOpened != 0 {
 		t.Fatalf("want plain I/O through the daemon: %+v", st)
@@ -90,9 +88,7 @@ func TestCrashKeepsMountAndOpenFile(t *testing.T) {
 	if err := unix.Stat(e.path("b.txt"), &sb); err != nil {
 		t.Fatalf("lookup in the new generation: %v", err)
 	}
-	bfd := e.mustOpen("b.txt", unix.O_RDONLY)
-	e.expectContent(bfd, "bee\n")
-	e.close(bfd)
+	e.expectFile("b.txt", "bee\n")
 	e.close(fd)
 	e.waitStatus("the dead generation's RELEASE", func(s ctl.Status) bool { return s.UnknownReleases == 1 })
 }
@@ -108,9 +104,7 @@ func TestReopenAfterRestartGivesEIO(t *testing.T) {
 		t.Fatalf("reopen while the first fd is open: %v, want EIO", err)
 	}
 	e.close(fd1)
-	fd2 := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.expectContent(fd2, content)
-	e.close(fd2)
+	e.expectFile("a.txt", content)
 }
 
 func TestLeakKeepsBackingBusyUntilConnectionFreed(t *testing.T) {
@@ -154,9 +148,7 @@ func TestCloseAllReportsENOTTY(t *testing.T) {
 	if st.Recovery.Strategy != "close-all" || st.Recovery.Errno != want {
 		t.Fatalf("recovery: %+v, want errno %q", st.Recovery, want)
 	}
-	fd := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.expectContent(fd, content)
-	e.close(fd)
+	e.expectFile("a.txt", content)
 }
 
 func TestCloseMinusOneReportsEINVAL(t *testing.T) {
@@ -248,9 +240,7 @@ func TestIDPerOpenConcurrentOpenGivesEIO(t *testing.T) {
 		t.Fatalf("second concurrent open: %v, want EIO", err)
 	}
 	e.close(fd1)
-	fd2 := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.expectContent(fd2, content)
-	e.close(fd2)
+	e.expectFile("a.txt", content)
 }
 
 func TestForcedBackingID(t *testing.T) {
@@ -265,9 +255,7 @@ func TestForcedBackingID(t *testing.T) {
 	if err := cl.NextOpenID("a.txt", id); err != nil {
 		t.Fatal(err)
 	}
-	fd := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.expectContent(fd, "bee\n")
-	e.close(fd)
+	e.expectFile("a.txt", "bee\n")
 	if errno, err := cl.BackingClose(id); err != nil || errno != "" {
 		t.Fatalf("backing-close: %q %v", errno, err)
 	}
