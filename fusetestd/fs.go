@@ -146,8 +146,13 @@ func (d *daemon) GetAttr(_ <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOu
 	if err != nil {
 		return fuse.ToStatus(err)
 	}
-	out.Attr.FromStat(&st)
-	out.Attr.Ino = in.NodeId
+	return d.attrOut(in.NodeId, &st, out)
+}
+
+// attrOut answers an attribute request for node with st.
+func (d *daemon) attrOut(node uint64, st *syscall.Stat_t, out *fuse.AttrOut) fuse.Status {
+	out.Attr.FromStat(st)
+	out.Attr.Ino = node
 	out.SetTimeout(d.cfg.TTL)
 	return fuse.OK
 }
@@ -201,10 +206,7 @@ func (d *daemon) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOu
 	if err := syscall.Lstat(p, &st); err != nil {
 		return fuse.ToStatus(err)
 	}
-	out.Attr.FromStat(&st)
-	out.Attr.Ino = in.NodeId
-	out.SetTimeout(d.cfg.TTL)
-	return fuse.OK
+	return d.attrOut(in.NodeId, &st, out)
 }
 
 // Open implements OPEN: the backing file is opened with the caller's flags
