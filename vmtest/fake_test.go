@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -328,15 +329,17 @@ func TestFakeBoot(t *testing.T) {
 	}
 }
 
+// lockedWriter serialises writes to w with mu, so a test can read what a
+// VM streamed while it runs.
 type lockedWriter struct {
 	mu *sync.Mutex
-	b  *strings.Builder
+	w  io.Writer
 }
 
 func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.b.Write(p)
+	return w.w.Write(p)
 }
 
 func TestFakeTimeouts(t *testing.T) {

@@ -149,7 +149,7 @@ func TestQEMUBoot(t *testing.T) {
 	var mu sync.Mutex
 	vm, err := Start(context.Background(), WithKernel(kernel), WithInitramfs(initrd), WithAccel(AccelTCG),
 		WithAppend("fusevm_test=echo"), WithConsoleLog(logPath), WithTimeouts(tcgTimeouts), WithProbeCache(""),
-		WithConsoleStream(lockedBuffer{&mu, &stream}))
+		WithConsoleStream(lockedWriter{&mu, &stream}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,17 +239,6 @@ func TestQEMUPanic(t *testing.T) {
 	if len(reps) != 1 || reps[0].Title != "kernel panic: Attempted to kill init!" {
 		t.Errorf("splats %+v", reps)
 	}
-}
-
-type lockedBuffer struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 // BenchmarkBootToHello boots under the supervisor (QMP, virtio-serial,
