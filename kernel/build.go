@@ -22,7 +22,7 @@ import (
 
 // keyVersion changes whenever the build recipe changes in a way that makes
 // old artifacts invalid.
-const keyVersion = "fusevm-kernel-build-1"
+const keyVersion = "fusevm-kernel-build-2"
 
 // BuildSpec is everything that determines a kernel image.
 type BuildSpec struct {
@@ -40,6 +40,8 @@ type Artifact struct {
 	Key     string `json:"key"`
 	Dir     string `json:"dir"`
 	BzImage string `json:"bzimage"`
+	// Vmlinux is the unstripped kernel, kept to decode stack traces.
+	Vmlinux string `json:"vmlinux"`
 	Config  string `json:"config"`
 	// Cached is true when nothing had to be built.
 	Cached bool `json:"cached"`
@@ -212,6 +214,9 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 		if err := copyFile(filepath.Join(outDir, "arch/x86/boot/bzImage"), filepath.Join(tmp, "bzImage"), 0o644); err != nil {
 			return err
 		}
+		if err := copyFile(filepath.Join(outDir, "vmlinux"), filepath.Join(tmp, "vmlinux"), 0o644); err != nil {
+			return err
+		}
 		if err := copyFile(filepath.Join(outDir, ".config"), filepath.Join(tmp, "config"), 0o644); err != nil {
 			return err
 		}
@@ -228,7 +233,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 
 func artifactAt(c *Cache, key string) *Artifact {
 	dir := c.Path("kernels", key)
-	return &Artifact{Key: key, Dir: dir, BzImage: filepath.Join(dir, "bzImage"), Config: filepath.Join(dir, "config")}
+	return &Artifact{Key: key, Dir: dir, BzImage: filepath.Join(dir, "bzImage"), Vmlinux: filepath.Join(dir, "vmlinux"), Config: filepath.Join(dir, "config")}
 }
 
 // loadMeta fills art.Meta from a published artifact; an error means there

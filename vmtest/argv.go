@@ -22,7 +22,10 @@ const Machine = "pc"
 // an Oops into a panic; printk.devkmsg=on keeps the agent's scenario markers
 // written to /dev/kmsg from being rate-limited. panic_on_warn is deliberately
 // absent: a WARNING is attributed to the running scenario, not fatal.
-const BaseCmdline = "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on"
+// softlockup_panic=1 makes the soft-lockup detector end the VM: a CPU stuck
+// in the kernel becomes a CRASH in seconds, not a scenario timeout;
+// watchdog_thresh=5 reports it after 10 s, not 20.
+const BaseCmdline = "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on softlockup_panic=1 watchdog_thresh=5"
 
 // Socket file names inside the work directory.
 const (

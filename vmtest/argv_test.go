@@ -35,7 +35,7 @@ func TestArgv(t *testing.T) {
 				"-accel", "tcg,thread=multi", "-cpu", "max",
 				"-smp", "2", "-m", "512",
 				"-kernel", "/k/bzImage", "-initrd", "/k/initramfs.cpio",
-				"-append", "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on",
+				"-append", "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on softlockup_panic=1 watchdog_thresh=5",
 			}, tail),
 		},
 		{
@@ -48,7 +48,7 @@ func TestArgv(t *testing.T) {
 				"-accel", "kvm", "-cpu", "host",
 				"-smp", "4", "-m", "1024",
 				"-kernel", "/k/bzImage", "-initrd", "/k/initramfs.cpio",
-				"-append", "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on slub_debug=FZPU kasan_multi_shot fusevm_mode=run",
+				"-append", "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on softlockup_panic=1 watchdog_thresh=5 slub_debug=FZPU kasan_multi_shot fusevm_mode=run",
 			}, tail),
 		},
 	}

@@ -157,7 +157,7 @@ func WithKernel(path string) Option { return func(c *config) { c.kernel = path }
 func WithInitramfs(path string) Option { return func(c *config) { c.initramfs = path } }
 
 // WithAppend adds arguments to the kernel command line, after the fixed
-// "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on". May be repeated.
+// BaseCmdline. May be repeated.
 func WithAppend(args ...string) Option {
 	return func(c *config) { c.appendArgs = append(c.appendArgs, args...) }
 }
