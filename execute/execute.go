@@ -1,7 +1,9 @@
-// Package execute runs a plan of scenarios in one VM and judges each
-// scenario: the guest's own verdict, overridden by a kernel splat seen on
+// Package execute runs a plan of scenarios in VMs and judges each
+// scenario: the guest's own verdict, overridden by a kernel report seen on
 // the console during that scenario (CRASH), a timeout (HANG) or a QEMU
-// failure (INFRA). It writes console.log and events.jsonl for the run.
+// failure (INFRA). When a scenario ends the VM or hangs, the scenarios after
+// it run in a fresh VM, so one fatal scenario costs one cell. It writes the
+// console of each VM and events.jsonl for the run.
 package execute
 
 import (
@@ -20,16 +22,19 @@ import (
 	"fusevm/vmtest/splat"
 )
 
-// Job is one VM's worth of work.
+// Job is the work of one kernel variant.
 type Job struct {
 	Kernel    string
 	Initramfs string
+	// Vmlinux, if set, is the unstripped kernel; CRASH results then carry
+	// their stack decoded to file:line.
+	Vmlinux   string
 	Scenarios []scenarios.Scenario
 	// Claims are passed to the guest for conditional outcomes.
 	Claims []string
 	// Params are per-kernel settings for the scripts (events.Plan.Params).
 	Params map[string]string
-	// OutDir receives console.log and events.jsonl.
+	// OutDir receives the console logs and events.jsonl.
 	OutDir string
 	// Console, if set, streams the serial console (for -v).
 	Console io.Writer
@@ -37,16 +42,36 @@ type Job struct {
 	VMOptions []vmtest.Option
 }
 
+// BootScenario names the result of kernel reports printed outside any
+// scenario (at boot, between scenarios or at power-off).
+const BootScenario = "(boot)"
+
 // Outcome is the judged run: one Result per scenario (Kernel, Variant and
-// the expectation are left for the caller), plus the VM's own result.
+// the expectation are left for the caller), a BootScenario result per VM
+// whose console had a kernel report outside any scenario, and each VM's
+// own result in boot order.
 type Outcome struct {
 	Results []report.Result
-	VM      *vmtest.Result
+	Boot    []report.Result
+	VMs     []*vmtest.Result
 }
 
-// Run boots the VM, sends the plan after the agent's hello, records every
-// event, and judges each scenario once the VM is gone.
+// vmRun boots one VM for the pending scenarios and returns its result and
+// the events it sent. Run uses bootVM; tests use a fake.
+type vmRun func(ctx context.Context, job Job, pending []scenarios.Scenario, consoleLog string, evLog *events.Writer) (*vmtest.Result, []events.Event, error)
+
+// Run runs every scenario of the job. A VM that ends during a scenario
+// (panic, oops, lockup, QEMU gone) or in which a scenario hangs is not
+// trusted further: the scenarios after that one run in a fresh VM. A VM
+// that ends before its first scenario starts ends the run: the scenarios
+// left get its verdict, with the end of its console in the reason. Every
+// VM consumes at least one scenario, so there are at most as many VMs as
+// scenarios.
 func Run(ctx context.Context, job Job) (*Outcome, error) {
+	return run(ctx, job, bootVM)
+}
+
+func run(ctx context.Context, job Job, boot vmRun) (*Outcome, error) {
 	if err := os.MkdirAll(job.OutDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -56,35 +81,64 @@ func Run(ctx context.Context, job Job) (*Outcome, error) {
 	}
 	defer evFile.Close()
 	evLog := events.NewWriter(evFile)
+	out := &Outcome{}
+	pending := job.Scenarios
+	for n := 1; len(pending) > 0; n++ {
+		name := "console.log"
+		if n > 1 {
+			name = fmt.Sprintf("console-%d.log", n)
+		}
+		res, seen, err := boot(ctx, job, pending, filepath.Join(job.OutDir, name), evLog)
+		if err != nil {
+			return nil, err
+		}
+		out.VMs = append(out.VMs, res)
+		j := judge(pending, seen, res, job.Vmlinux)
+		out.Results = append(out.Results, j.results[:j.done]...)
+		out.Boot = append(out.Boot, j.boot...)
+		pending = pending[j.done:]
+		if ctx.Err() != nil && len(pending) > 0 {
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// bootVM boots a VM, sends the plan after the agent's hello, records every
+// event, and stops the VM as soon as a scenario reports HANG (its kernel
+// is no longer trusted).
+func bootVM(ctx context.Context, job Job, pending []scenarios.Scenario, consoleLog string, evLog *events.Writer) (*vmtest.Result, []events.Event, error) {
 	opts := append([]vmtest.Option{
 		vmtest.WithKernel(job.Kernel),
 		vmtest.WithInitramfs(job.Initramfs),
-		vmtest.WithConsoleLog(filepath.Join(job.OutDir, "console.log")),
-		vmtest.WithTimeouts(vmtest.Timeouts{Overall: overall(job.Scenarios)}),
+		vmtest.WithConsoleLog(consoleLog),
+		vmtest.WithTimeouts(vmtest.Timeouts{Overall: overall(pending)}),
 	}, job.VMOptions...)
 	if job.Console != nil {
 		opts = append(opts, vmtest.WithConsoleStream(job.Console))
 	}
 	vm, err := vmtest.Start(ctx, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plan := events.Plan{Claims: job.Claims, Params: job.Params}
-	for _, s := range job.Scenarios {
+	for _, s := range pending {
 		plan.Scenarios = append(plan.Scenarios, events.ScenarioSpec{Name: s.Name, Script: s.Text})
 	}
 	var seen []events.Event
 	for ev := range vm.Events() {
 		evLog.Write(ev)
 		seen = append(seen, ev)
-		if ev.Kind == events.Hello {
+		switch {
+		case ev.Kind == events.Hello:
 			if err := vm.Send(plan); err != nil {
 				vm.Kill()
 			}
+		case ev.Kind == events.ScenarioEnd && ev.Verdict == string(report.Hang):
+			vm.Kill()
 		}
 	}
-	res := vm.Wait()
-	return &Outcome{Results: Judge(job.Scenarios, seen, res), VM: res}, nil
+	return vm.Wait(), seen, nil
 }
 
 // overall bounds a VM by the sum of its scenarios' timeouts plus boot.
@@ -104,8 +158,22 @@ type track struct {
 	start, end     time.Time
 }
 
-// Judge turns the events and the VM result into one Result per scenario.
-func Judge(ss []scenarios.Scenario, evs []events.Event, vm *vmtest.Result) []report.Result {
+// judgement is what one VM tells of its pending scenarios.
+type judgement struct {
+	// results has one Result per pending scenario; only the first done
+	// are final, the rest did not run in this VM.
+	results []report.Result
+	done    int
+	// boot holds the kernel reports printed outside any scenario.
+	boot []report.Result
+}
+
+// judge turns the events and the VM result into results. A scenario the VM
+// ended in, or whose guest verdict is HANG, is the last one this VM
+// decides; when no scenario started at all, every pending scenario takes
+// the VM's verdict (the kernel does not boot to a scenario, and another VM
+// would not either).
+func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, vmlinux string) judgement {
 	tr := map[string]*track{}
 	anyStarted := false
 	for _, ev := range evs {
@@ -123,8 +191,8 @@ func Judge(ss []scenarios.Scenario, evs []events.Event, vm *vmtest.Result) []rep
 		}
 	}
 	splats := splat.ScanByScenario(vm.Console)
-	var out []report.Result
-	for _, s := range ss {
+	j := judgement{done: len(pending)}
+	for i, s := range pending {
 		r := report.Result{Scenario: s.Name, Accel: vm.Accel.String(), ConsoleLog: vm.ConsoleLog}
 		t := tr[s.Name]
 		reps := splats[s.Name]
@@ -132,24 +200,71 @@ func Judge(ss []scenarios.Scenario, evs []events.Event, vm *vmtest.Result) []rep
 		case t != nil && t.ended:
 			r.Verdict, r.Reason = report.Verdict(t.verdict), t.detail
 			r.Duration = t.end.Sub(t.start)
+			if r.Verdict == report.Hang {
+				j.done = min(j.done, i+1)
+			}
 		case t != nil && t.started:
 			r.Verdict, r.Reason = vmVerdict(vm)
+			j.done = min(j.done, i+1)
 		case !anyStarted:
 			r.Verdict, r.Reason = vmVerdict(vm)
 			r.Reason = "before any scenario ran: " + r.Reason
+			if tail := consoleTail(vm.Console, 5); tail != "" {
+				r.Reason += "; console ends: " + tail
+			}
 			reps = splats[""]
 		default:
 			r.Verdict = report.Skip
 			r.Reason = "not run: the VM ended during an earlier scenario"
+			j.done = min(j.done, i)
 		}
 		if len(reps) > 0 {
-			r.Verdict = report.Crash
-			r.Splat, r.SplatText = reps[0].Title, reps[0].Text
-			r.Reason = "kernel splat: " + reps[0].Title
+			crash(&r, reps[0], vmlinux)
 		}
-		out = append(out, r)
+		if vm.ConsoleTruncated && r.Verdict == report.Pass {
+			r.Verdict, r.Reason = report.Infra, "the console was cut short: kernel reports may be missing"
+		}
+		j.results = append(j.results, r)
 	}
-	return out
+	if anyStarted {
+		for _, rep := range splats[""] {
+			r := report.Result{Scenario: BootScenario, Accel: vm.Accel.String(), ConsoleLog: vm.ConsoleLog}
+			crash(&r, rep, vmlinux)
+			r.Reason = "outside any scenario: " + r.Reason
+			j.boot = append(j.boot, r)
+		}
+	}
+	return j
+}
+
+// crash makes r a CRASH for the kernel report rep, with the report's stack
+// decoded against vmlinux when there is one.
+func crash(r *report.Result, rep splat.Report, vmlinux string) {
+	r.Verdict = report.Crash
+	r.Splat, r.SplatText = rep.Title, rep.Text
+	r.Reason = "kernel report: " + rep.Title
+	if vmlinux != "" {
+		if stack, err := splat.Decode(vmlinux, rep.Text); err == nil {
+			r.Stack = stack
+		} else {
+			r.Stack = "not decoded: " + err.Error()
+		}
+	}
+}
+
+// consoleTail returns the last n non-empty lines of a console, joined by
+// " | ", for reasons that must show how a boot ended.
+func consoleTail(console []byte, n int) string {
+	var lines []string
+	for _, l := range strings.Split(strings.ReplaceAll(string(console), "\r", ""), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
 }
 
 // vmVerdict classifies how the VM ended when a scenario did not finish.

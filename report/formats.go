@@ -49,7 +49,11 @@ func (run *Run) WriteMarkdown(w io.Writer) error {
 			if r.KnownIssue != "" {
 				why = "known issue: " + r.KnownIssue + "; " + why
 			}
-			notes = append(notes, fmt.Sprintf("- %s %s, %s: %s", r.Kernel, r.column(), r.Scenario, why))
+			note := fmt.Sprintf("- %s %s, %s: %s", r.Kernel, r.column(), r.Scenario, why)
+			if r.Stack != "" {
+				note += "\n\n  ```\n  " + strings.ReplaceAll(strings.TrimRight(r.Stack, "\n"), "\n", "\n  ") + "\n  ```"
+			}
+			notes = append(notes, note)
 		}
 	}
 	if len(notes) > 0 {
@@ -116,7 +120,7 @@ func (run *Run) WriteJUnit(w io.Writer) error {
 		s := &suites[i]
 		c := junitCase{Name: r.Scenario, Classname: name, Time: fmt.Sprintf("%.3f", r.Duration.Seconds()), SystemOut: r.Cell()}
 		if !r.AsExpected {
-			c.Failure = &junitMessage{Message: fmt.Sprintf("%s, want %s", r.Verdict, r.Expected), Body: r.Reason + "\n" + r.SplatText}
+			c.Failure = &junitMessage{Message: fmt.Sprintf("%s, want %s", r.Verdict, r.Expected), Body: r.Reason + "\n" + r.SplatText + r.Stack}
 			s.Failures++
 		}
 		s.Tests++

@@ -51,6 +51,9 @@ type Result struct {
 	// Splat is the first kernel splat's title, if any.
 	Splat     string `json:"splat,omitempty"`
 	SplatText string `json:"splat_text,omitempty"`
+	// Stack is the report's stack decoded to file:line with the kernel's
+	// vmlinux (or why it could not be).
+	Stack string `json:"stack,omitempty"`
 	// Runs holds each repeat's verdict when the scenario ran more than once.
 	Runs       []Verdict     `json:"runs,omitempty"`
 	Accel      string        `json:"accel,omitempty"`
@@ -228,7 +231,7 @@ func Merge(repeats []Result) Result {
 				reason = r.Reason
 			}
 			if out.Splat == "" && r.Splat != "" {
-				out.Splat, out.SplatText = r.Splat, r.SplatText
+				out.Splat, out.SplatText, out.Stack = r.Splat, r.SplatText, r.Stack
 			}
 			out.Verdict = Flaky
 			out.Reason = fmt.Sprintf("repeats disagree (%s): %s", strings.Join(order, ", "), reason)

@@ -122,6 +122,13 @@ func (v *variant) settle(r *report.Result, s scenarios.Scenario) {
 	r.Settle(scenarios.Expected(s.Script, claims), "", "")
 }
 
+// settleBoot fills the expectation of a result that is not a scenario's
+// (execute.BootScenario): no kernel report is ever expected there.
+func (v *variant) settleBoot(r *report.Result) {
+	r.Kernel, r.Variant, r.Config = v.kernel.Name, v.name, v.config
+	r.Settle(report.Pass, "", "")
+}
+
 // specKernel is the kernel entry of a source spec given on the command line.
 func specKernel(spec string) kernelEntry { return kernelEntry{Name: spec, Spec: spec} }
 
@@ -180,6 +187,7 @@ type built struct {
 	v         variant
 	kinfo     report.Kernel
 	kernel    string
+	vmlinux   string // "" for a prebuilt kernel
 	initramfs string
 	boot      bootSettings
 }
@@ -288,7 +296,7 @@ func prepare(ctx context.Context, c *common, v variant, ss []scenarios.Scenario,
 	if art.Cached {
 		p.Printf("==> kernel %s %s: cached (%s)", tree.Version, v.label(), art.Key)
 	}
-	b.kernel = art.BzImage
+	b.kernel, b.vmlinux = art.BzImage, art.Vmlinux
 	if b.initramfs, err = initramfs.Build(ctx, root, c.cache, initramfs.DefaultPrograms, nil); err != nil {
 		return nil, nil, err
 	}
@@ -351,18 +359,24 @@ func boot(ctx context.Context, c *common, b *built, ss []scenarios.Scenario, out
 		opts = append(opts, vmtest.WithCPUs(b.boot.cpus))
 	}
 	outc, err := execute.Run(ctx, execute.Job{
-		Kernel: b.kernel, Initramfs: b.initramfs, Scenarios: ss, Claims: b.v.claims, Params: b.v.params,
+		Kernel: b.kernel, Vmlinux: b.vmlinux, Initramfs: b.initramfs, Scenarios: ss, Claims: b.v.claims, Params: b.v.params,
 		OutDir: outDir, Console: console,
 		VMOptions: opts,
 	})
 	if err != nil {
 		return nil, err
 	}
-	p.Done(fmt.Sprintf("%s under %s", what, outc.VM.Accel), time.Since(start))
+	if len(outc.VMs) > 1 {
+		what += fmt.Sprintf(", %d VMs", len(outc.VMs))
+	}
+	p.Done(fmt.Sprintf("%s under %s", what, outc.VMs[0].Accel), time.Since(start))
 	for i := range outc.Results {
 		b.v.settle(&outc.Results[i], ss[i])
 	}
-	return outc.Results, nil
+	for i := range outc.Boot {
+		b.v.settleBoot(&outc.Boot[i])
+	}
+	return append(outc.Results, outc.Boot...), nil
 }
 
 // finish writes results.json, junit.xml and summary.md, prints the

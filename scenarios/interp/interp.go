@@ -374,6 +374,11 @@ func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 			return fail("%d connections, want %d", len(entries), want)
 		}
 		return "ok", ""
+	case "sysrq":
+		if len(a[0]) != 1 {
+			return fail("sysrq takes one key, got %q", a[0])
+		}
+		return outcome(os.WriteFile("/proc/sysrq-trigger", []byte(a[0]), 0))
 	case "sleep":
 		d, _ := time.ParseDuration(a[0])
 		select {

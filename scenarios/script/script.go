@@ -138,6 +138,8 @@ var Ops = map[string]OpSpec{
 	"connections":    {Args: []Arg{Count}, Help: "exactly N FUSE connections exist in /sys/fs/fuse/connections"},
 	// Control flow.
 	"sleep":  {Args: []Arg{Duration}, Help: "pause"},
+	// Kernel debugging.
+	"sysrq": {Args: []Arg{Word}, Help: "write KEY to /proc/sysrq-trigger (c: crash the kernel; needs CONFIG_MAGIC_SYSRQ)"},
 	"repeat": {Args: []Arg{Count}, Block: true, Help: "run the block N times"},
 	"race":   {Args: []Arg{Duration}, Block: true, Help: "run the thread blocks concurrently, each in a loop, for DURATION"},
 	"thread": {Block: true, Help: "one looping thread of a race"},

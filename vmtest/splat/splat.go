@@ -21,6 +21,10 @@ const (
 	Lockup   Kind = "lockup"    // soft, hard or workqueue lockup
 	HungTask Kind = "hung task" // task blocked in D state too long
 	Panic    Kind = "panic"     // Kernel panic - not syncing
+	// Unknown is a report whose first line the scanner knows as the start
+	// of a kernel report but whose shape it cannot read: it is kept, titled
+	// "unrecognised kernel report: <first line>", never dropped.
+	Unknown Kind = "unrecognised"
 )
 
 // Report is one splat found in a console log.
@@ -79,12 +83,15 @@ type line struct {
 	stamp bool   // it had a printk timestamp
 }
 
-// printkPrefix matches "[    1.234567] " and "[    1.234567][    T1] ".
-var printkPrefix = regexp.MustCompile(`^(?:<\d>)?\[\s*\d+\.\d+\](?:\[\s*[CT]\d+\])? ?`)
+// printkPrefix matches "[    1.234567] " and "[    1.234567][    T1] ". It
+// is searched anywhere in a line: userspace writing to the console at the
+// same moment can leave its text before the kernel's record.
+var printkPrefix = regexp.MustCompile(`(?:<\d>)?\[\s*\d+\.\d{6}\](?:\[\s*[CT]\d+\])? ?`)
 
 type scanner struct {
 	console []byte
 	lines   []line
+	stamped bool // some line carries a printk timestamp
 }
 
 func newScanner(console []byte) *scanner {
@@ -102,6 +109,7 @@ func newScanner(console []byte) *scanner {
 		stamp := false
 		if loc := printkPrefix.FindStringIndex(raw); loc != nil {
 			msg, stamp = raw[loc[1]:], true
+			s.stamped = true
 		}
 		s.lines = append(s.lines, line{off: off, raw: raw, msg: msg, stamp: stamp})
 		off = next
@@ -201,9 +209,10 @@ var matchers = []*matcher{
 		},
 	},
 	{
-		// "WARNING: CPU: 0 PID: 1 at fs/fuse/iomode.c:12 fuse_x+0x1/0x2"
-		// and the newer "WARNING: fs/fuse/iomode.c:12 at fuse_x+0x1/0x2, CPU#0: a/1".
-		re:   regexp.MustCompile(`^WARNING: (?:CPU: \d+ (?:UID: \d+ )?PID: \d+ at (\S+) ([A-Za-z_][\w.]*)|(\S+:\d+) at ([A-Za-z_][\w.]*)\+0x)`),
+		// "WARNING: CPU: 0 PID: 1 at fs/fuse/iomode.c:12 fuse_x+0x1/0x2",
+		// the newer "WARNING: fs/fuse/iomode.c:12 at fuse_x+0x1/0x2, CPU#0: a/1"
+		// and, without KALLSYMS, "WARNING: fs/fuse/iomode.c:12 at 0xffffffff8116c23b, CPU#0: a/1".
+		re:   regexp.MustCompile(`^WARNING: (?:CPU: \d+ (?:UID: \d+ )?PID: \d+ at (\S+) ([A-Za-z_][\w.]*)|(\S+:\d+) at (?:([A-Za-z_][\w.]*)\+0x|0x[0-9a-f]+,))`),
 		kind: WARNING, above: cutHereRe, end: endTrace,
 		title: func(s *scanner, b block, m []string) string {
 			loc, f := m[1]+m[3], m[2]+m[4]
@@ -324,6 +333,58 @@ var matchers = []*matcher{
 	},
 }
 
+// reportStartRe matches every console line that starts a kernel report,
+// whatever follows it: the "cut here" marker of WARN and BUG, the headers of
+// WARNING, BUG (KASAN, KFENCE, KMSAN, soft lockup and sleeping-in-atomic
+// included), kernel BUG, Oops, general protection fault, panic, UBSAN,
+// refcount_t and list corruption messages, lockup watchdogs, hung tasks,
+// RCU stalls, lockdep's own reports and a bare call trace. A line that
+// matches here but starts no known shape becomes an Unknown report.
+var reportStartRe = regexp.MustCompile(`^(?:-+\[ cut here \]-+|WARNING:|BUG[: ]|kernel BUG|Oops|general protection fault|Kernel panic|UBSAN:|refcount_t: |list_\w+ corruption|watchdog: |NMI watchdog: |\S+: Watchdog detected|Watchdog detected|INFO: task |INFO: rcu|INFO: trying to register non-static key|rcu: INFO:|rcu: \S.* stall|DEBUG_LOCKS_WARN_ON|Unable to handle kernel|Call Trace:|kernel tried to execute)`)
+
+// unknownMatcher frames an Unknown report: from its first line to the end
+// of the trace, or to where kernel-shaped lines stop.
+var unknownMatcher = &matcher{
+	kind: Unknown, end: endTrace,
+	title: func(s *scanner, b block, m []string) string {
+		first := strings.TrimSpace(m[0])
+		if len(first) > 160 {
+			first = first[:160]
+		}
+		return "unrecognised kernel report: " + first
+	},
+}
+
+// startsUnknown reports whether line i starts a kernel report of a shape no
+// matcher knows. A line that a known report just below takes in (its "cut
+// here" marker, a WARN message, a refcount_t or list corruption line) is
+// left to that report.
+func (s *scanner) startsUnknown(i int) bool {
+	if s.stamped && !s.lines[i].stamp {
+		// The kernel stamps every record; an unstamped line on such a
+		// console is userspace writing to it.
+		return false
+	}
+	if !reportStartRe.MatchString(s.lines[i].msg) {
+		return false
+	}
+	for k := i + 1; k < len(s.lines) && k <= i+5; k++ {
+		if markerRe.MatchString(s.lines[k].msg) {
+			break
+		}
+		m, _ := s.match(k, nil)
+		if m == nil {
+			continue
+		}
+		start := s.blockStart(k, m, 0)
+		if start-1 == i && start < k && dataCorruptionRe.MatchString(s.lines[i].msg) {
+			start = i
+		}
+		return start > i
+	}
+	return true
+}
+
 // maxBlock bounds a splat's length in lines.
 const maxBlock = 400
 
@@ -334,8 +395,12 @@ func (s *scanner) scan() []Report {
 	for i := 0; i < len(s.lines); {
 		m, sub := s.match(i, nil)
 		if m == nil {
-			i++
-			continue
+			if !s.startsUnknown(i) {
+				i++
+				continue
+			}
+			// Fail closed: a report we cannot read is still a report.
+			m, sub = unknownMatcher, []string{s.lines[i].msg}
 		}
 		b := block{head: i, start: s.blockStart(i, m, floor)}
 		if k := b.start - 1; k >= floor && b.start < i && dataCorruptionRe.MatchString(s.lines[k].msg) {

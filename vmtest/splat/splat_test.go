@@ -8,7 +8,14 @@ import (
 	"testing"
 )
 
-// golden is the expectation header of a testdata log: groups of
+// golden is the expectation header of a testdata log: where it comes from,
+//
+//	KERNEL: <name, version, exact revision, patches>
+//	CONFIG: <config set>
+//	TRIGGER: <the fault scenario that produced it>
+//
+// (every log is the console of a kernel fusevm built, written by
+// TestCapture), then groups of
 //
 //	TITLE: <title>      (or "TITLE: NONE" for a clean log)
 //	KIND: <kind>
@@ -22,6 +29,7 @@ type golden struct {
 func parseGolden(t *testing.T, data []byte) ([]golden, []byte) {
 	t.Helper()
 	var want []golden
+	provenance := map[string]bool{}
 	rest := data
 	for {
 		nl := bytes.IndexByte(rest, '\n')
@@ -43,6 +51,8 @@ func parseGolden(t *testing.T, data []byte) ([]golden, []byte) {
 			if val != "NONE" {
 				want = append(want, golden{Title: val})
 			}
+		case "KERNEL", "CONFIG", "TRIGGER":
+			provenance[key] = val != ""
 		case "KIND", "SCENARIO":
 			if len(want) == 0 {
 				t.Fatalf("%s before TITLE", key)
@@ -55,6 +65,9 @@ func parseGolden(t *testing.T, data []byte) ([]golden, []byte) {
 		default:
 			t.Fatalf("unknown header %q", key)
 		}
+	}
+	if !provenance["KERNEL"] || !provenance["CONFIG"] || !provenance["TRIGGER"] {
+		t.Fatal("header lacks KERNEL, CONFIG or TRIGGER: golden logs come from kernels fusevm built")
 	}
 	return want, rest
 }
@@ -159,9 +172,9 @@ func TestEmpty(t *testing.T) {
 }
 
 func TestSection(t *testing.T) {
-	console := "[ 1.0] boot\n[ 1.1] fusevm: scenario a start\nline one\n[ 1.2] line two\n[ 1.3] fusevm: scenario a end\n[ 1.4] fusevm: scenario b start\nother\n"
+	console := "[    1.000000] boot\n[    1.100000] fusevm: scenario a start\nline one\n[    1.200000] line two\n[    1.300000] fusevm: scenario a end\n[    1.400000] fusevm: scenario b start\nother\n"
 	got := Section([]byte(console), "a")
-	if len(got) != 2 || got[0] != "line one" || got[1] != "[ 1.2] line two" {
+	if len(got) != 2 || got[0] != "line one" || got[1] != "[    1.200000] line two" {
 		t.Errorf("section a: %q", got)
 	}
 	if got := Section([]byte(console), "b"); len(got) != 1 || got[0] != "other" {
