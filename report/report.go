@@ -15,7 +15,7 @@ import (
 // Verdict is the outcome class of one scenario run.
 type Verdict string
 
-// Verdicts, as in the design brief.
+// Verdicts, as described in docs/design.md.
 const (
 	Pass  Verdict = "PASS"
 	Fail  Verdict = "FAIL"
