@@ -1,10 +1,12 @@
 package fuseabi
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // ioctl numbers of /dev/fuse (magic 229). x/sys has none of them.
@@ -24,37 +26,34 @@ const (
 )
 
 // BackingMap is struct fuse_backing_map, the argument of IocBackingOpen.
-type BackingMap struct {
-	Fd      int32
-	Flags   uint32
-	Padding uint64
-}
+type BackingMap = fuse.BackingMap
 
 // Open reply flags (fuse_open_out.open_flags) and INIT capability bits.
 const (
 	// OpenPassthrough is FOPEN_PASSTHROUGH: the kernel does the file's I/O
 	// on the backing file named by fuse_open_out.backing_id.
-	OpenPassthrough = 1 << 7
+	OpenPassthrough = fuse.FOPEN_PASSTHROUGH
 	// InodeCacheBitV1 is the bit number v1 of the series gives
 	// FOPEN_PASSTHROUGH_INODE_CACHE on its 6.19-rc4 base (and on 6.12). On
 	// 7.3 this bit is FOPEN_IO_URING_ZERO_COPY, so a port there uses another
 	// free bit, named in its commit message; callers pass the bit in use.
 	InodeCacheBitV1 = 8
 	// InitPassthrough is FUSE_PASSTHROUGH in the 64-bit INIT flags.
-	InitPassthrough = 1 << 37
+	InitPassthrough = fuse.CAP_PASSTHROUGH
 	// InitExt is FUSE_INIT_EXT: fuse_init_{in,out}.flags2 is valid.
-	InitExt = 1 << 30
+	InitExt = fuse.CAP_INIT_EXT
 	// NotifyResend is the FUSE_NOTIFY_RESEND notification code.
 	NotifyResend = 7
 	// MinReadBuffer is FUSE_MIN_READ_BUFFER: the smallest buffer a read of
 	// /dev/fuse accepts.
 	MinReadBuffer = 8192
 	// RootID is FUSE_ROOT_ID, the nodeid of the mount's root.
-	RootID = 1
+	RootID = fuse.FUSE_ROOT_ID
 )
 
 // InHeaderSize and OutHeaderSize are the sizes of fuse_in_header and
-// fuse_out_header.
+// fuse_out_header (go-fuse's fuse.InHeader and fuse.OutHeader), untyped so
+// that they serve as lengths of either type.
 const (
 	InHeaderSize  = 40
 	OutHeaderSize = 16
@@ -74,13 +73,9 @@ func ParseInHeader(b []byte) (InHeader, error) {
 	if len(b) < InHeaderSize {
 		return InHeader{}, fmt.Errorf("fuse request of %d bytes is shorter than its header", len(b))
 	}
-	e := binary.NativeEndian
-	return InHeader{
-		Len:    e.Uint32(b[0:]),
-		Opcode: Opcode(e.Uint32(b[4:])),
-		Unique: e.Uint64(b[8:]),
-		NodeID: e.Uint64(b[16:]),
-	}, nil
+	var h fuse.InHeader
+	copy(raw(&h), b)
+	return InHeader{Len: h.Length, Opcode: Opcode(h.Opcode), Unique: h.Unique, NodeID: h.NodeId}, nil
 }
 
 // AppendOutHeader appends a fuse_out_header for a reply or notification of
@@ -88,10 +83,15 @@ func ParseInHeader(b []byte) (InHeader, error) {
 // for a reply; for a notification (unique 0) it is the notification code,
 // positive (go-fuse's Status values for notifications are negated ones).
 func AppendOutHeader(b []byte, n uint32, status int32, unique uint64) []byte {
-	e := binary.NativeEndian
-	b = e.AppendUint32(b, n)
-	b = e.AppendUint32(b, uint32(status))
-	return e.AppendUint64(b, unique)
+	return append(b, raw(&fuse.OutHeader{Length: n, Status: status, Unique: unique})...)
+}
+
+// raw is the memory of *p, a go-fuse protocol struct: their Go layout is
+// the kernel's, and go-fuse itself reads and writes /dev/fuse through them
+// so. A message shorter than *p (an older kernel's version of the struct)
+// copied into raw(p) of a zero *p leaves the fields it lacks zero.
+func raw[T any](p *T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), unsafe.Sizeof(*p))
 }
 
 // Opcode is a FUSE request opcode (enum fuse_opcode).

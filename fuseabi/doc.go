@@ -4,5 +4,6 @@
 // under test), the request and reply headers, the opcode names, the fusectl
 // connection directory, and feature probes that tell which of the series'
 // interfaces the running kernel offers. It is a leaf shared by the host and
-// guest programs: it imports only the standard library and golang.org/x/sys.
+// guest programs: besides the standard library and golang.org/x/sys it
+// imports only go-fuse's fuse package, whose protocol structs it encodes.
 package fuseabi

@@ -1,7 +1,7 @@
 package fuseabi
 
 import (
-	"encoding/binary"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -152,48 +153,39 @@ func (pc *probeConn) answer(req []byte) []byte {
 	if err != nil {
 		return nil
 	}
-	body := req[InHeaderSize:]
-	e := binary.NativeEndian
 	switch h.Opcode {
 	case OpInit:
-		if len(body) < 20 {
-			return reply(h.Unique, unix.EIO, nil)
-		}
-		major, minor := e.Uint32(body[0:]), e.Uint32(body[4:])
-		flags := uint64(e.Uint32(body[12:]))
+		var in fuse.InitIn
+		copy(raw(&in), req)
+		flags := uint64(in.Flags)
 		if flags&InitExt != 0 {
-			flags |= uint64(e.Uint32(body[16:])) << 32
+			flags = in.Flags64()
 		}
 		pc.offered = flags&InitPassthrough != 0
-		var out []byte
-		out = e.AppendUint32(out, major)
-		out = e.AppendUint32(out, minor)
-		out = e.AppendUint32(out, 0)                           // max_readahead
-		out = e.AppendUint32(out, uint32(InitExt))             // flags
-		out = e.AppendUint16(out, 1)                           // max_background
-		out = e.AppendUint16(out, 1)                           // congestion_threshold
-		out = e.AppendUint32(out, 4096)                        // max_write
-		out = e.AppendUint32(out, 1)                           // time_gran
-		out = e.AppendUint16(out, 0)                           // max_pages
-		out = e.AppendUint16(out, 0)                           // map_alignment
-		out = e.AppendUint32(out, uint32(InitPassthrough>>32)) // flags2
-		out = e.AppendUint32(out, 1)                           // max_stack_depth
-		out = append(out, make([]byte, 24)...)                 // request_timeout, unused
-		return reply(h.Unique, 0, out)
+		return reply(h.Unique, 0, raw(&fuse.InitOut{
+			Major:               in.Major,
+			Minor:               in.Minor,
+			Flags:               InitExt,
+			Flags2:              uint32(InitPassthrough >> 32),
+			MaxBackground:       1,
+			CongestionThreshold: 1,
+			MaxWrite:            4096,
+			TimeGran:            1,
+			MaxStackDepth:       1,
+		}))
 	case OpLookup:
-		if h.NodeID != RootID || string(trimNul(body)) != "f" {
+		name, _, _ := bytes.Cut(req[InHeaderSize:], []byte{0})
+		if h.NodeID != RootID || string(name) != "f" {
 			return reply(h.Unique, unix.ENOENT, nil)
 		}
-		var out []byte
-		out = e.AppendUint64(out, probeFileNodeID)
-		out = e.AppendUint64(out, 0)          // generation
-		out = e.AppendUint64(out, 1)          // entry_valid
-		out = e.AppendUint64(out, 1)          // attr_valid
-		out = append(out, make([]byte, 8)...) // the _nsec fields
-		return reply(h.Unique, 0, appendAttr(out, probeFileNodeID))
+		return reply(h.Unique, 0, raw(&fuse.EntryOut{
+			NodeId:     probeFileNodeID,
+			EntryValid: 1,
+			AttrValid:  1,
+			Attr:       probeAttr(probeFileNodeID),
+		}))
 	case OpGetattr:
-		out := make([]byte, 16) // attr_valid, attr_valid_nsec, dummy
-		return reply(h.Unique, 0, appendAttr(out, h.NodeID))
+		return reply(h.Unique, 0, raw(&fuse.AttrOut{Attr: probeAttr(h.NodeID)}))
 	case OpOpen:
 		if h.NodeID != probeFileNodeID {
 			return reply(h.Unique, unix.EISDIR, nil)
@@ -201,11 +193,7 @@ func (pc *probeConn) answer(req []byte) []byte {
 		pc.mu.Lock()
 		flags, id := pc.openFlags, pc.openID
 		pc.mu.Unlock()
-		var out []byte
-		out = e.AppendUint64(out, 1) // fh
-		out = e.AppendUint32(out, flags)
-		out = e.AppendUint32(out, uint32(id))
-		return reply(h.Unique, 0, out)
+		return reply(h.Unique, 0, raw(&fuse.OpenOut{Fh: 1, OpenFlags: flags, BackingID: id}))
 	case OpFlush, OpRelease:
 		return reply(h.Unique, 0, nil)
 	case OpForget, OpBatchForget, OpInterrupt:
@@ -215,34 +203,16 @@ func (pc *probeConn) answer(req []byte) []byte {
 	}
 }
 
-// appendAttr appends the struct fuse_attr of the probe's root (nodeid 1)
-// or file.
-func appendAttr(b []byte, nodeid uint64) []byte {
-	e := binary.NativeEndian
-	mode, nlink := uint32(unix.S_IFREG|0o444), uint32(1)
+// probeAttr returns the attributes of the probe's root (RootID) or file.
+func probeAttr(nodeid uint64) fuse.Attr {
 	if nodeid == RootID {
-		mode, nlink = unix.S_IFDIR|0o555, 2
+		return fuse.Attr{Ino: nodeid, Mode: unix.S_IFDIR | 0o555, Nlink: 2}
 	}
-	b = e.AppendUint64(b, nodeid)           // ino
-	b = append(b, make([]byte, 5*8+3*4)...) // size, blocks, times
-	b = e.AppendUint32(b, mode)
-	b = e.AppendUint32(b, nlink)
-	return append(b, make([]byte, 5*4)...) // uid, gid, rdev, blksize, flags
+	return fuse.Attr{Ino: nodeid, Mode: unix.S_IFREG | 0o444, Nlink: 1}
 }
 
+// reply encodes a reply: errno 0 and the payload, or a negated errno alone.
 func reply(unique uint64, errno unix.Errno, payload []byte) []byte {
-	if errno != 0 {
-		payload = nil
-	}
 	b := AppendOutHeader(nil, uint32(OutHeaderSize+len(payload)), -int32(errno), unique)
 	return append(b, payload...)
-}
-
-func trimNul(b []byte) []byte {
-	for i, c := range b {
-		if c == 0 {
-			return b[:i]
-		}
-	}
-	return b
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -213,7 +212,6 @@ type env struct {
 	keeper                   *proc
 	daemons                  []*proc
 	fds                      []int
-	tmpfsMounted             bool
 }
 
 // newEnv mounts the backing tmpfs, fills it with files, and starts a keeper.
@@ -230,7 +228,6 @@ func newEnv(tb testing.TB, files map[string]string, keeperArgs ...string) *env {
 	if err := unix.Mount("tmpfs", e.backing, "tmpfs", 0, "size=4m"); err != nil {
 		tb.Fatalf("mount backing tmpfs: %v", err)
 	}
-	e.tmpfsMounted = true
 	tb.Cleanup(e.cleanup)
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(e.backing, name), []byte(content), 0o644); err != nil {
@@ -269,29 +266,16 @@ func (e *env) cleanup() {
 		}
 	}
 	unix.Unmount(e.mnt, unix.MNT_DETACH)
-	if e.tmpfsMounted {
-		unix.Unmount(e.backing, unix.MNT_DETACH)
-	}
+	unix.Unmount(e.backing, unix.MNT_DETACH)
 }
 
 // serve starts a daemon generation and waits until it serves. The test
 // process must hold no file open on the mount unless a daemon serves: the
-// fork+exec closes them, which sends FLUSH (restart handles that case).
+// fork+exec closes them, which sends FLUSH (start the successor as a
+// --standby before the crash, as TestCrashKeepsMountAndOpenFile does).
 func (e *env) serve(args ...string) *proc {
 	e.tb.Helper()
 	p := e.startServe(false, args...)
-	p.waitLine(e.tb, "serving")
-	return p
-}
-
-// restart crashes old with SIGKILL and returns its successor, serving. The
-// successor is started first, as a standby, while old still answers the
-// FLUSHes its fork+exec sends for the files the test holds open.
-func (e *env) restart(old *proc, args ...string) *proc {
-	e.tb.Helper()
-	p := e.startServe(false, append(args, "--standby")...)
-	p.waitLine(e.tb, "standby")
-	old.kill(e.tb, unix.SIGKILL)
 	p.waitLine(e.tb, "serving")
 	return p
 }
@@ -407,23 +391,6 @@ func (e *env) waitStatus(what string, cond func(ctl.Status) bool) ctl.Status {
 			e.tb.Fatalf("waiting for %s; status: %+v", what, st)
 		}
 		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// umountBacking tries to unmount the backing tmpfs, retrying briefly while
-// the kernel finishes deferred file releases, and returns the last error.
-func (e *env) umountBacking(wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		err := unix.Unmount(e.backing, 0)
-		if err == nil {
-			e.tmpfsMounted = false
-			return nil
-		}
-		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -3,7 +3,6 @@ package fusetestd_test
 import (
 	"errors"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -12,15 +11,6 @@ import (
 	"fusevm/fuseabi"
 	"fusevm/fusetestd/ctl"
 )
-
-// The reproducers below assert the behaviour of an unpatched kernel (the
-// host's); on a kernel carrying the close-all series they skip.
-func requireUnpatched(t *testing.T) {
-	t.Helper()
-	if err := fuseabi.HaveBackingCloseAll(); err == nil {
-		t.Skip("kernel carries the close-all series; this reproducer expects an unpatched kernel")
-	}
-}
 
 const content = "the quick brown fox\n"
 
@@ -93,108 +83,6 @@ func TestCrashKeepsMountAndOpenFile(t *testing.T) {
 	e.waitStatus("the dead generation's RELEASE", func(s ctl.Status) bool { return s.UnknownReleases == 1 })
 }
 
-func TestReopenAfterRestartGivesEIO(t *testing.T) {
-	requireUnpatched(t)
-	e := newEnv(t, map[string]string{"a.txt": content})
-	gen1 := e.serve()
-	fd1 := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.restart(gen1)
-
-	if _, err := e.open("a.txt", unix.O_RDONLY); !errors.Is(err, unix.EIO) {
-		t.Fatalf("reopen while the first fd is open: %v, want EIO", err)
-	}
-	e.close(fd1)
-	e.expectFile("a.txt", content)
-}
-
-func TestLeakKeepsBackingBusyUntilConnectionFreed(t *testing.T) {
-	requireUnpatched(t)
-	e := newEnv(t, map[string]string{"a.txt": content})
-	gen1 := e.serve()
-	fd := e.mustOpen("a.txt", unix.O_RDONLY)
-	gen2 := e.restart(gen1, "--recovery", "none")
-	e.close(fd)
-	e.waitStatus("the dead generation's RELEASE", func(s ctl.Status) bool { return s.UnknownReleases == 1 && len(s.BackingIDs) == 0 })
-	gen2.kill(t, unix.SIGKILL) // no daemon holds anything on the tmpfs now
-
-	if err := e.umountBacking(0); !errors.Is(err, unix.EBUSY) {
-		t.Fatalf("umount backing tmpfs with the leaked id: %v, want EBUSY", err)
-	}
-	if err := fuseabi.Abort(e.conn); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Unmount(e.mnt, 0); err != nil {
-		t.Fatalf("umount FUSE: %v", err)
-	}
-	if err := e.umountBacking(0); !errors.Is(err, unix.EBUSY) {
-		t.Fatalf("umount backing tmpfs after abort and FUSE umount: %v, want EBUSY", err)
-	}
-	e.keeper.kill(t, unix.SIGTERM) // closes the last /dev/fuse fd
-	if err := e.umountBacking(3 * time.Second); err != nil {
-		t.Fatalf("umount backing tmpfs once the connection is freed: %v", err)
-	}
-}
-
-func TestCloseAllReportsENOTTY(t *testing.T) {
-	e := newEnv(t, map[string]string{"a.txt": content})
-	gen1 := e.serve()
-	gen1.kill(t, unix.SIGKILL)
-	e.serve("--recovery", "close-all")
-	st := e.status()
-	want := "ENOTTY"
-	if fuseabi.HaveBackingCloseAll() == nil {
-		want = ""
-	}
-	if st.Recovery.Strategy != "close-all" || st.Recovery.Errno != want {
-		t.Fatalf("recovery: %+v, want errno %q", st.Recovery, want)
-	}
-	e.expectFile("a.txt", content)
-}
-
-func TestCloseMinusOneReportsEINVAL(t *testing.T) {
-	requireUnpatched(t)
-	e := newEnv(t, map[string]string{"a.txt": content})
-	e.serve("--recovery", "close-minus-one")
-	if r := e.status().Recovery; r.Errno != "EINVAL" {
-		t.Fatalf("recovery: %+v, want EINVAL", r)
-	}
-}
-
-func TestInFlightRequestResent(t *testing.T) {
-	e := newEnv(t, map[string]string{"a.txt": content})
-	gen1 := e.serve()
-	if err := e.client().Hold("LOOKUP"); err != nil {
-		t.Fatal(err)
-	}
-	res := make(chan error, 1)
-	go func() {
-		var st unix.Stat_t
-		res <- unix.Stat(e.path("a.txt"), &st)
-	}()
-	e.waitStatus("a held LOOKUP", func(s ctl.Status) bool { return s.Held["LOOKUP"] == 1 })
-	if n, err := fuseabi.Waiting(e.conn); err != nil || n < 1 {
-		t.Fatalf("fusectl waiting: %d, %v; want the held LOOKUP", n, err)
-	}
-	gen1.kill(t, unix.SIGKILL)
-	select {
-	case err := <-res:
-		t.Fatalf("stat returned with no daemon: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	e.serve()
-	select {
-	case err := <-res:
-		if err != nil {
-			t.Fatalf("stat after the restart: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the LOOKUP read by the dead generation was never answered")
-	}
-	if st := e.status(); st.ResendErrno != "" || st.Served["LOOKUP"] == 0 {
-		t.Fatalf("status: %+v", st)
-	}
-}
-
 func TestReleaseHeld(t *testing.T) {
 	e := newEnv(t, map[string]string{"a.txt": content})
 	e.serve()
@@ -214,33 +102,6 @@ func TestReleaseHeld(t *testing.T) {
 	if err := withTimeout(t, 5*time.Second, "stat", func() error { return <-res }); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func TestInodeCacheFlagRefusedWithoutV1(t *testing.T) {
-	if fuseabi.HaveInodeCache(fuseabi.InodeCacheBitV1) == nil {
-		t.Skip("kernel carries v1's inode-cache flag")
-	}
-	e := newEnv(t, map[string]string{"a.txt": content})
-	e.serve("--inode-cache")
-	if f := e.status().InodeCacheFlag; f != 1<<fuseabi.InodeCacheBitV1 {
-		t.Fatalf("inode cache flag %#x", f)
-	}
-	// Open flags outside the passthrough mask make the kernel refuse.
-	if _, err := e.open("a.txt", unix.O_RDONLY); !errors.Is(err, unix.EIO) {
-		t.Fatalf("passthrough open with the flag on a kernel without it: %v, want EIO", err)
-	}
-}
-
-func TestIDPerOpenConcurrentOpenGivesEIO(t *testing.T) {
-	requireUnpatched(t)
-	e := newEnv(t, map[string]string{"a.txt": content})
-	e.serve("--id-per-open")
-	fd1 := e.mustOpen("a.txt", unix.O_RDONLY)
-	if _, err := e.open("a.txt", unix.O_RDONLY); !errors.Is(err, unix.EIO) {
-		t.Fatalf("second concurrent open: %v, want EIO", err)
-	}
-	e.close(fd1)
-	e.expectFile("a.txt", content)
 }
 
 func TestForcedBackingID(t *testing.T) {
@@ -281,51 +142,6 @@ func TestDevFuseFDFromKeeper(t *testing.T) {
 	defer unix.Close(fd)
 	if err := fuseabi.BackingClose(fd, 99999); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("BACKING_CLOSE of an unknown id on the keeper's fd: %v, want ENOENT", err)
-	}
-}
-
-func TestScanCloseFreesBacking(t *testing.T) {
-	e := newEnv(t, map[string]string{"a.txt": content})
-	gen1 := e.serve()
-	fd := e.mustOpen("a.txt", unix.O_RDONLY)
-	leaked := e.status().BackingIDs[0].ID
-	gen2 := e.restart(gen1, "--recovery", "scan-close")
-	r := e.status().Recovery
-	if !slices.Contains(r.Closed, leaked) {
-		t.Fatalf("scan-close did not close the dead generation's id %d: %+v", leaked, r)
-	}
-	e.close(fd)
-	e.waitStatus("the dead generation's RELEASE", func(s ctl.Status) bool { return s.UnknownReleases == 1 })
-	gen2.kill(t, unix.SIGKILL)
-	if err := e.umountBacking(3 * time.Second); err != nil {
-		t.Fatalf("umount backing tmpfs after scan-close, connection alive: %v", err)
-	}
-	if _, err := ctl.KeeperStatusOf(e.state); err != nil {
-		t.Fatalf("keeper gone: %v", err)
-	}
-}
-
-func TestAdoptReopensAndFreesBacking(t *testing.T) {
-	e := newEnv(t, map[string]string{"a.txt": content})
-	gen1 := e.serve("--recovery", "adopt")
-	fd1 := e.mustOpen("a.txt", unix.O_RDONLY)
-	id := e.status().BackingIDs[0].ID
-	gen2 := e.restart(gen1, "--recovery", "adopt")
-	st := e.status()
-	if !slices.Equal(st.Recovery.Adopted, []int32{id}) {
-		t.Fatalf("adopted %v, want [%d]: %+v", st.Recovery.Adopted, id, st.Recovery)
-	}
-	fd2 := e.mustOpen("a.txt", unix.O_RDONLY)
-	e.expectContent(fd2, content)
-	if ids := e.status().BackingIDs; len(ids) != 1 || ids[0].ID != id || ids[0].Refs != 2 {
-		t.Fatalf("backing ids after the reopen: %+v", ids)
-	}
-	e.close(fd1)
-	e.close(fd2)
-	e.waitStatus("the adopted id closed", func(s ctl.Status) bool { return len(s.BackingIDs) == 0 })
-	gen2.kill(t, unix.SIGKILL)
-	if err := e.umountBacking(3 * time.Second); err != nil {
-		t.Fatalf("umount backing tmpfs after adopt, connection alive: %v", err)
 	}
 }
 

@@ -87,12 +87,18 @@ func run() error {
 // spawnerArg makes /init run as the process spawner (see interp.Spawner).
 const spawnerArg = "spawner"
 
+// The guest's scenario root (see interp.Env.Root) and daemon binary.
+const (
+	scenarioRoot = "/run/fusevm"
+	daemonBinary = "/bin/fusetestd"
+)
+
 func runScenario(sc events.ScenarioSpec, claims map[string]bool, params map[string]string, spawner *interp.Spawner, emit func(events.Event)) interp.Result {
 	s, err := script.Parse(sc.Name, sc.Name, sc.Script)
 	if err != nil {
 		return interp.Result{Verdict: "FAIL", Detail: "script: " + err.Error()}
 	}
-	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Daemon: "/bin/fusetestd", Spawner: spawner, Emit: emit})
+	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Root: scenarioRoot, Daemon: daemonBinary, Spawner: spawner, Emit: emit})
 }
 
 // mount is a filesystem the agent mounts.

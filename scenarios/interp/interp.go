@@ -1,7 +1,8 @@
-// Package interp executes scenario scripts inside the guest: it runs the
-// keeper and daemon generations (the fusetestd binary), does file I/O on
-// the FUSE mount, calls the backing ioctls, and checks every step's
-// outcome. It is guest code: it imports only shared leaf packages.
+// Package interp executes scenario scripts, in the guest (the agent) and,
+// in its tests, on the host: it runs the keeper and daemon generations
+// (the fusetestd binary), does file I/O on the FUSE mount, calls the
+// backing ioctls, and checks every step's outcome. It is guest code: it
+// imports only shared leaf packages.
 package interp
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,17 +19,11 @@ import (
 	"time"
 
 	"fusevm/events"
+	"fusevm/fuseabi"
 	"fusevm/fusetestd/ctl"
 	"fusevm/scenarios/script"
 
 	"golang.org/x/sys/unix"
-)
-
-// Layout of a scenario's files in the guest.
-const (
-	BackingDir = "/run/fusevm/backing"
-	MountDir   = "/run/fusevm/mnt"
-	StateDir   = "/run/fusevm/state"
 )
 
 // Env is what a scenario runs against.
@@ -36,6 +32,10 @@ type Env struct {
 	Claims map[string]bool
 	// Params are per-kernel settings (events.Plan.Params).
 	Params map[string]string
+	// Root is the absolute directory of the scenario's files: the backing
+	// tmpfs is mounted on Root/backing, the FUSE filesystem on Root/mnt, and
+	// the daemon's sockets are in Root/state.
+	Root string
 	// Daemon is the fusetestd binary.
 	Daemon string
 	// Spawner starts the keeper and the daemon generations.
@@ -63,9 +63,21 @@ func (e *StepError) Error() string {
 
 // Run executes s and always cleans up (handles, daemon, keeper, mounts).
 func Run(ctx context.Context, s *script.Script, env Env) Result {
+	if !filepath.IsAbs(env.Root) {
+		return Result{Verdict: "FAIL", Detail: fmt.Sprintf("scenario root %q is not an absolute path", env.Root)}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	r := &runner{env: env, handles: map[string]*os.File{}, vars: map[string]string{}, async: map[string]chan error{}, devfd: -1}
+	r := &runner{
+		env:        env,
+		backingDir: filepath.Join(env.Root, "backing"),
+		mountDir:   filepath.Join(env.Root, "mnt"),
+		stateDir:   filepath.Join(env.Root, "state"),
+		handles:    map[string]*os.File{},
+		vars:       map[string]string{},
+		async:      map[string]chan error{},
+		devfd:      -1,
+	}
 	done := make(chan error, 1)
 	go func() { done <- r.steps(ctx, s.Steps) }()
 	var err error
@@ -74,7 +86,7 @@ func Run(ctx context.Context, s *script.Script, env Env) Result {
 	case <-ctx.Done():
 		// A step is blocked in the kernel (a FUSE request nobody answers):
 		// aborting the connection makes it return.
-		abortConn()
+		r.abortConn()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -96,14 +108,18 @@ func (r *runner) currentStep() string {
 }
 
 type runner struct {
-	env     Env
+	env Env
+	// The scenario's directories, under env.Root.
+	backingDir, mountDir, stateDir string
+
 	mu      sync.Mutex
 	handles map[string]*os.File
 	vars    map[string]string
 	async   map[string]chan error
-	current string // "line N: op args" of the step in progress
-	keeper  int    // pid, 0 when none
-	daemon  int    // pid, 0 when none
+	conns   []fuseConn // every connection mounted, the current one last
+	current string     // "line N: op args" of the step in progress
+	keeper  int        // pid, 0 when none
+	daemon  int        // pid, 0 when none
 	gen     int
 	devfd   int
 	backing bool
@@ -255,140 +271,88 @@ func flags(args []string) map[string]string {
 	return m
 }
 
+// do runs one step that is not a block.
 func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
-	a := st.Args
-	switch st.Op {
-	case "backing":
-		return outcome(r.mountBacking(a[0]))
-	case "file":
-		content, err := r.value(a[1])
-		if err != nil {
-			return fail("%v", err)
-		}
-		return outcome(os.WriteFile(filepath.Join(BackingDir, a[0]), []byte(content), 0o644))
-	case "fill":
-		n, err := script.ParseSize(a[1])
-		if err != nil {
-			return fail("%v", err)
-		}
-		buf := make([]byte, n)
-		for i := range buf {
-			buf[i] = byte('a' + i%26)
-		}
-		return outcome(os.WriteFile(filepath.Join(BackingDir, a[0]), buf, 0o644))
-	case "mount":
-		return r.mount(ctx, a)
-	case "restart":
-		return r.startDaemon(ctx, a)
-	case "crash":
-		return outcome(r.crash())
-	case "umount":
-		return outcome(r.umount())
-	case "abort":
-		return outcome(abortConn())
-	case "open":
-		return r.open(a[0], a[1], a[2:])
-	case "read", "mmap-read":
-		return r.read(st.Op == "mmap-read", a[0], a[1])
-	case "write":
-		f, err := r.handle(a[0])
-		if err != nil {
-			return fail("%v", err)
-		}
-		content, err := r.value(a[1])
-		if err != nil {
-			return fail("%v", err)
-		}
-		_, err = f.WriteAt([]byte(content), 0)
-		return outcome(err)
-	case "close":
-		r.mu.Lock()
-		f, ok := r.handles[a[0]]
-		delete(r.handles, a[0])
-		r.mu.Unlock()
-		if !ok {
-			return fail("no open handle %s", a[0])
-		}
-		return outcome(f.Close())
-	case "stat":
-		_, err := os.Stat(filepath.Join(MountDir, a[0]))
-		return outcome(err)
-	case "stat-async":
-		ch := make(chan error, 1)
-		go func() {
-			_, err := os.Stat(filepath.Join(MountDir, a[1]))
-			ch <- err
-		}()
-		r.mu.Lock()
-		r.async[a[0]] = ch
-		r.mu.Unlock()
-		return "ok", ""
-	case "wait":
-		r.mu.Lock()
-		ch, ok := r.async[a[0]]
-		delete(r.async, a[0])
-		r.mu.Unlock()
-		if !ok {
-			return fail("no background step %s", a[0])
-		}
-		select {
-		case err := <-ch:
-			return outcome(err)
-		case <-ctx.Done():
-			return fail("still blocked: %v", ctx.Err())
-		}
-	case "passthrough", "served", "recovery", "ids":
-		return r.statusCheck(st.Op, a)
-	case "answer-open":
-		v, err := r.value(a[1])
-		if err != nil {
-			return fail("%v", err)
-		}
-		id, err := strconv.ParseInt(v, 0, 32)
-		if err != nil {
-			return fail("backing id %q: %v", v, err)
-		}
-		return r.withCtl(func(cl *ctl.Client) error { return cl.NextOpenID(a[0], int32(id)) })
-	case "hold":
-		return r.withCtl(func(cl *ctl.Client) error { return cl.Hold(strings.ToUpper(a[0])) })
-	case "release":
-		return r.withCtl(func(cl *ctl.Client) error { _, err := cl.ReleaseHeld(strings.ToUpper(a[0])); return err })
-	case "ioctl":
-		return r.ioctl(a[0], a[1:])
-	case "free-space":
-		return r.freeSpace(flags(a))
-	case "unlink-backing":
-		return outcome(os.Remove(filepath.Join(BackingDir, a[0])))
-	case "umount-backing":
-		err := unix.Unmount(BackingDir, 0)
-		if err == nil {
-			r.backing = false
-		}
-		return outcome(err)
-	case "connections":
-		entries, err := os.ReadDir("/sys/fs/fuse/connections")
-		if err != nil {
-			return outcome(err)
-		}
-		if want, _ := strconv.Atoi(a[0]); len(entries) != want {
-			return fail("%d connections, want %d", len(entries), want)
-		}
-		return "ok", ""
-	case "sysrq":
-		if len(a[0]) != 1 {
-			return fail("sysrq takes one key, got %q", a[0])
-		}
-		return outcome(os.WriteFile("/proc/sysrq-trigger", []byte(a[0]), 0))
-	case "sleep":
-		d, _ := time.ParseDuration(a[0])
-		select {
-		case <-time.After(d):
-			return "ok", ""
-		case <-ctx.Done():
-			return outcome(ctx.Err())
-		}
+	fn, ok := stepFuncs[st.Op]
+	if !ok {
+		return fail("op %s is not implemented by this agent", st.Op)
 	}
-	return fail("op %s is not implemented by this agent", st.Op)
+	return fn(r, ctx, st)
+}
+
+// stepFunc runs one step and returns its outcome (ok, an errno name, or
+// "error") and a detail.
+type stepFunc func(r *runner, ctx context.Context, st *script.Step) (string, string)
+
+// stepFuncs implements every op of script.Ops but the blocks, which
+// runner.step runs itself.
+var stepFuncs = map[string]stepFunc{
+	// Setup and daemon life cycle.
+	"backing": func(r *runner, _ context.Context, st *script.Step) (string, string) {
+		return outcome(r.mountBacking(st.Args[0]))
+	},
+	"file":  (*runner).file,
+	"fill":  (*runner).fill,
+	"mount": (*runner).mount,
+	"restart": func(r *runner, ctx context.Context, st *script.Step) (string, string) {
+		return r.startDaemon(ctx, st.Args)
+	},
+	"crash":  func(r *runner, _ context.Context, _ *script.Step) (string, string) { return outcome(r.crash()) },
+	"umount": func(r *runner, _ context.Context, _ *script.Step) (string, string) { return outcome(r.umount()) },
+	"abort":  func(r *runner, _ context.Context, _ *script.Step) (string, string) { return outcome(r.abortConn()) },
+	// File I/O on the FUSE mount.
+	"open":       (*runner).open,
+	"read":       (*runner).read,
+	"mmap-read":  (*runner).read,
+	"write":      (*runner).write,
+	"close":      (*runner).close,
+	"stat":       (*runner).stat,
+	"stat-async": (*runner).statAsync,
+	"wait":       (*runner).wait,
+	// The daemon, through its control socket.
+	"passthrough": (*runner).statusCheck,
+	"served":      (*runner).statusCheck,
+	"recovery":    (*runner).statusCheck,
+	"ids":         (*runner).statusCheck,
+	"answer-open": (*runner).answerOpen,
+	"hold": func(r *runner, _ context.Context, st *script.Step) (string, string) {
+		return r.withCtl(func(cl *ctl.Client) error { return cl.Hold(strings.ToUpper(st.Args[0])) })
+	},
+	"release": func(r *runner, _ context.Context, st *script.Step) (string, string) {
+		return r.withCtl(func(cl *ctl.Client) error { _, err := cl.ReleaseHeld(strings.ToUpper(st.Args[0])); return err })
+	},
+	// The kernel interface.
+	"ioctl": (*runner).ioctl,
+	// The backing tmpfs and the connection.
+	"free-space": (*runner).freeSpace,
+	"unlink-backing": func(r *runner, _ context.Context, st *script.Step) (string, string) {
+		return outcome(os.Remove(filepath.Join(r.backingDir, st.Args[0])))
+	},
+	"umount-backing": (*runner).umountBacking,
+	"connections":    (*runner).connections,
+	// Control flow and kernel debugging.
+	"sleep": (*runner).sleep,
+	"sysrq": (*runner).sysrq,
+}
+
+func (r *runner) file(_ context.Context, st *script.Step) (string, string) {
+	content, err := r.value(st.Args[1])
+	if err != nil {
+		return fail("%v", err)
+	}
+	return outcome(os.WriteFile(filepath.Join(r.backingDir, st.Args[0]), []byte(content), 0o644))
+}
+
+func (r *runner) fill(_ context.Context, st *script.Step) (string, string) {
+	n, err := script.ParseSize(st.Args[1])
+	if err != nil {
+		return fail("%v", err)
+	}
+	buf := make([]byte, n)
+	for i := range buf {
+		buf[i] = byte('a' + i%26)
+	}
+	return outcome(os.WriteFile(filepath.Join(r.backingDir, st.Args[0]), buf, 0o644))
 }
 
 func (r *runner) handle(name string) (*os.File, error) {
@@ -401,9 +365,9 @@ func (r *runner) handle(name string) (*os.File, error) {
 	return f, nil
 }
 
-func (r *runner) open(h, path string, fl []string) (string, string) {
+func (r *runner) open(_ context.Context, st *script.Step) (string, string) {
 	mode := os.O_RDONLY
-	for _, f := range fl {
+	for _, f := range st.Args[2:] {
 		switch f {
 		case "rw":
 			mode = os.O_RDWR | mode&os.O_CREATE
@@ -413,13 +377,13 @@ func (r *runner) open(h, path string, fl []string) (string, string) {
 			return fail("unknown open flag %s", f)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(MountDir, path), mode, 0o644)
+	f, err := os.OpenFile(filepath.Join(r.mountDir, st.Args[1]), mode, 0o644)
 	if err != nil {
 		return outcome(err)
 	}
 	r.mu.Lock()
-	old := r.handles[h]
-	r.handles[h] = f
+	old := r.handles[st.Args[0]]
+	r.handles[st.Args[0]] = f
 	r.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -427,17 +391,18 @@ func (r *runner) open(h, path string, fl []string) (string, string) {
 	return "ok", ""
 }
 
-func (r *runner) read(mapped bool, h, want string) (string, string) {
-	f, err := r.handle(h)
+// read serves read (pread) and mmap-read (a shared mapping).
+func (r *runner) read(_ context.Context, st *script.Step) (string, string) {
+	f, err := r.handle(st.Args[0])
 	if err != nil {
 		return fail("%v", err)
 	}
-	content, err := r.value(want)
+	content, err := r.value(st.Args[1])
 	if err != nil {
 		return fail("%v", err)
 	}
 	var got []byte
-	if mapped {
+	if st.Op == "mmap-read" {
 		m, err := unix.Mmap(int(f.Fd()), 0, len(content), unix.PROT_READ, unix.MAP_SHARED)
 		if err != nil {
 			return outcome(err)
@@ -458,11 +423,105 @@ func (r *runner) read(mapped bool, h, want string) (string, string) {
 	return "ok", ""
 }
 
+func (r *runner) write(_ context.Context, st *script.Step) (string, string) {
+	f, err := r.handle(st.Args[0])
+	if err != nil {
+		return fail("%v", err)
+	}
+	content, err := r.value(st.Args[1])
+	if err != nil {
+		return fail("%v", err)
+	}
+	_, err = f.WriteAt([]byte(content), 0)
+	return outcome(err)
+}
+
+func (r *runner) close(_ context.Context, st *script.Step) (string, string) {
+	r.mu.Lock()
+	f, ok := r.handles[st.Args[0]]
+	delete(r.handles, st.Args[0])
+	r.mu.Unlock()
+	if !ok {
+		return fail("no open handle %s", st.Args[0])
+	}
+	return outcome(f.Close())
+}
+
+func (r *runner) stat(_ context.Context, st *script.Step) (string, string) {
+	_, err := os.Stat(filepath.Join(r.mountDir, st.Args[0]))
+	return outcome(err)
+}
+
+func (r *runner) statAsync(_ context.Context, st *script.Step) (string, string) {
+	ch := make(chan error, 1)
+	go func() {
+		_, err := os.Stat(filepath.Join(r.mountDir, st.Args[1]))
+		ch <- err
+	}()
+	r.mu.Lock()
+	r.async[st.Args[0]] = ch
+	r.mu.Unlock()
+	return "ok", ""
+}
+
+func (r *runner) wait(ctx context.Context, st *script.Step) (string, string) {
+	r.mu.Lock()
+	ch, ok := r.async[st.Args[0]]
+	delete(r.async, st.Args[0])
+	r.mu.Unlock()
+	if !ok {
+		return fail("no background step %s", st.Args[0])
+	}
+	select {
+	case err := <-ch:
+		return outcome(err)
+	case <-ctx.Done():
+		return fail("still blocked: %v", ctx.Err())
+	}
+}
+
+func (r *runner) answerOpen(_ context.Context, st *script.Step) (string, string) {
+	v, err := r.value(st.Args[1])
+	if err != nil {
+		return fail("%v", err)
+	}
+	id, err := strconv.ParseInt(v, 0, 32)
+	if err != nil {
+		return fail("backing id %q: %v", v, err)
+	}
+	return r.withCtl(func(cl *ctl.Client) error { return cl.NextOpenID(st.Args[0], int32(id)) })
+}
+
+func (r *runner) umountBacking(context.Context, *script.Step) (string, string) {
+	err := unix.Unmount(r.backingDir, 0)
+	if err == nil {
+		r.backing = false
+	}
+	return outcome(err)
+}
+
+func (r *runner) sleep(ctx context.Context, st *script.Step) (string, string) {
+	d, _ := time.ParseDuration(st.Args[0])
+	select {
+	case <-time.After(d):
+		return "ok", ""
+	case <-ctx.Done():
+		return outcome(ctx.Err())
+	}
+}
+
+func (r *runner) sysrq(_ context.Context, st *script.Step) (string, string) {
+	if len(st.Args[0]) != 1 {
+		return fail("sysrq takes one key, got %q", st.Args[0])
+	}
+	return outcome(os.WriteFile("/proc/sysrq-trigger", []byte(st.Args[0]), 0))
+}
+
 func (r *runner) mountBacking(size string) error {
-	if err := os.MkdirAll(BackingDir, 0o755); err != nil {
+	if err := os.MkdirAll(r.backingDir, 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mount("tmpfs", BackingDir, "tmpfs", 0, "size="+size); err != nil {
+	if err := unix.Mount("tmpfs", r.backingDir, "tmpfs", 0, "size="+size); err != nil {
 		return err
 	}
 	r.backing = true
@@ -470,7 +529,7 @@ func (r *runner) mountBacking(size string) error {
 }
 
 func (r *runner) withCtl(fn func(*ctl.Client) error) (string, string) {
-	cl, err := ctl.Dial(StateDir)
+	cl, err := ctl.Dial(r.stateDir)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -479,7 +538,7 @@ func (r *runner) withCtl(fn func(*ctl.Client) error) (string, string) {
 }
 
 func (r *runner) status() (ctl.Status, error) {
-	cl, err := ctl.Dial(StateDir)
+	cl, err := ctl.Dial(r.stateDir)
 	if err != nil {
 		return ctl.Status{}, err
 	}
@@ -490,12 +549,13 @@ func (r *runner) status() (ctl.Status, error) {
 // statusCheck checks the daemon's status. "ids" polls for up to two
 // seconds: RELEASE is asynchronous, so a close(2) returns before the daemon
 // has dropped the handle's backing id.
-func (r *runner) statusCheck(op string, a []string) (string, string) {
+func (r *runner) statusCheck(_ context.Context, step *script.Step) (string, string) {
+	a := step.Args
 	st, err := r.status()
 	if err != nil {
 		return fail("status: %v", err)
 	}
-	switch op {
+	switch step.Op {
 	case "passthrough":
 		if !st.Passthrough {
 			return fail("passthrough was not negotiated")
@@ -527,7 +587,7 @@ func (r *runner) statusCheck(op string, a []string) (string, string) {
 
 // daemonArgs turns script flags into fusetestd serve flags.
 func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
-	args := []string{"serve", "--state", StateDir, "--backing", BackingDir}
+	args := []string{"serve", "--state", r.stateDir, "--backing", r.backingDir}
 	noPT := false
 	for _, f := range fl {
 		k, v, hasV := strings.Cut(f, "=")
@@ -551,20 +611,21 @@ func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
 	return args, noPT, nil
 }
 
-func (r *runner) mount(ctx context.Context, fl []string) (string, string) {
+func (r *runner) mount(ctx context.Context, st *script.Step) (string, string) {
 	if r.keeper != 0 {
 		return fail("already mounted")
 	}
-	if _, _, err := r.daemonArgs(fl); err != nil {
+	_, noPT, err := r.daemonArgs(st.Args)
+	if err != nil {
 		return fail("%v", err)
 	}
-	for _, d := range []string{MountDir, StateDir} {
+	for _, d := range []string{r.mountDir, r.stateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return outcome(err)
 		}
 	}
-	args := []string{"keeper", "--mount", MountDir, "--state", StateDir}
-	if _, noPT, _ := r.daemonArgs(fl); noPT {
+	args := []string{"keeper", "--mount", r.mountDir, "--state", r.stateDir}
+	if noPT {
 		args = append(args, "--no-passthrough")
 	}
 	pid, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
@@ -573,10 +634,17 @@ func (r *runner) mount(ctx context.Context, fl []string) (string, string) {
 	}
 	r.keeper = pid
 	r.gen = 0
-	if err := waitFile(ctx, ctl.KeeperSocket(StateDir)); err != nil {
+	if err := waitFile(ctx, ctl.KeeperSocket(r.stateDir)); err != nil {
 		return fail("keeper did not come up: %v", err)
 	}
-	return r.startDaemon(ctx, fl)
+	c, err := mountedConn(r.mountDir)
+	if err != nil {
+		return fail("%v", err)
+	}
+	r.mu.Lock()
+	r.conns = append(r.conns, c)
+	r.mu.Unlock()
+	return r.startDaemon(ctx, st.Args)
 }
 
 // startDaemon starts a daemon generation and waits until it serves.
@@ -594,7 +662,7 @@ func (r *runner) startDaemon(ctx context.Context, fl []string) (string, string) 
 	}
 	r.daemon = pid
 	r.gen++
-	if _, err := ctl.WaitServing(ctx, StateDir, r.gen); err != nil {
+	if _, err := ctl.WaitServing(ctx, r.stateDir, r.gen); err != nil {
 		return fail("%v", err)
 	}
 	return "ok", ""
@@ -614,7 +682,7 @@ func (r *runner) umount() error {
 	if r.keeper == 0 {
 		return errors.New("not mounted")
 	}
-	err := ctl.Umount(StateDir)
+	err := ctl.Umount(r.stateDir)
 	if werr := waitDead(r.keeper, 5*time.Second); werr != nil {
 		kill(r.keeper, time.Second)
 		err = errors.Join(err, werr)
@@ -634,7 +702,7 @@ func (r *runner) devFD() (int, error) {
 	if r.devfd >= 0 {
 		return r.devfd, nil
 	}
-	fd, err := ctl.DevFuseFD(StateDir)
+	fd, err := ctl.DevFuseFD(r.stateDir)
 	if err != nil {
 		return -1, err
 	}
@@ -651,13 +719,14 @@ func (r *runner) closeDevFD() {
 	}
 }
 
-func (r *runner) freeSpace(f map[string]string) (string, string) {
+func (r *runner) freeSpace(_ context.Context, st *script.Step) (string, string) {
+	f := flags(st.Args)
 	r.awaitReplies(5 * time.Second)
-	var st unix.Statfs_t
-	if err := unix.Statfs(BackingDir, &st); err != nil {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(r.backingDir, &fs); err != nil {
 		return outcome(err)
 	}
-	free := strconv.FormatUint(st.Bfree*uint64(st.Bsize), 10)
+	free := strconv.FormatUint(fs.Bfree*uint64(fs.Bsize), 10)
 	if name, ok := f["as"]; ok {
 		r.set(name, free)
 	}
@@ -673,11 +742,11 @@ func (r *runner) freeSpace(f map[string]string) (string, string) {
 	return "ok", ""
 }
 
-// cleanup leaves the guest as it found it: a dead daemon cannot answer the
-// FLUSH a close sends, so the connection is aborted first.
+// cleanup leaves the machine as it found it: a dead daemon cannot answer
+// the FLUSH a close sends, so the connection is aborted first.
 func (r *runner) cleanup() {
 	if r.keeper != 0 {
-		abortConn()
+		r.abortConn()
 	}
 	r.mu.Lock()
 	for h, f := range r.handles {
@@ -688,13 +757,13 @@ func (r *runner) cleanup() {
 	r.closeDevFD()
 	if r.keeper != 0 {
 		if r.umount() != nil {
-			unix.Unmount(MountDir, unix.MNT_DETACH)
+			unix.Unmount(r.mountDir, unix.MNT_DETACH)
 		}
 	}
 	if r.backing {
-		unix.Unmount(BackingDir, unix.MNT_DETACH)
+		unix.Unmount(r.backingDir, unix.MNT_DETACH)
 	}
-	os.RemoveAll(StateDir)
+	os.RemoveAll(r.stateDir)
 }
 
 // awaitReplies waits, at most limit, until the running daemon has answered
@@ -707,7 +776,7 @@ func (r *runner) awaitReplies(limit time.Duration) {
 	if r.keeper == 0 || r.daemon == 0 {
 		return
 	}
-	waiting, err := connFile("waiting")
+	waiting, err := r.connFile("waiting")
 	if err != nil {
 		return
 	}
@@ -719,22 +788,100 @@ func (r *runner) awaitReplies(limit time.Duration) {
 	}
 }
 
-// abortConn aborts the scenario's connection through fusectl.
-func abortConn() error {
-	abort, err := connFile("abort")
+// abortConn aborts the scenario's current connection through fusectl.
+func (r *runner) abortConn() error {
+	abort, err := r.connFile("abort")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(abort, []byte("1"), 0o200)
 }
 
-// connFile is the path of the scenario's connection's fusectl file name.
-func connFile(name string) (string, error) {
-	ki, err := ctl.ReadKeeperInfo(StateDir)
+// connFile is the path of the fusectl file name of the scenario's current
+// connection, which must still exist.
+func (r *runner) connFile(name string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.conns) == 0 {
+		return "", errors.New("no FUSE connection was mounted")
+	}
+	c := r.conns[len(r.conns)-1]
+	alive, err := c.alive()
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("/sys/fs/fuse/connections/%d/%s", ki.Conn, name), nil
+	if !alive {
+		return "", fmt.Errorf("FUSE connection %d has ended", c.id)
+	}
+	return filepath.Join(c.dir(), name), nil
+}
+
+// connections checks how many of the connections this scenario mounted
+// still exist. Counting its own only keeps the step exact on a machine
+// where other FUSE filesystems come and go.
+func (r *runner) connections(_ context.Context, st *script.Step) (string, string) {
+	want, _ := strconv.Atoi(st.Args[0])
+	r.mu.Lock()
+	conns := slices.Clone(r.conns)
+	r.mu.Unlock()
+	n := 0
+	for _, c := range conns {
+		alive, err := c.alive()
+		if err != nil {
+			return fail("%v", err)
+		}
+		if alive {
+			n++
+		}
+	}
+	if n != want {
+		return fail("%d of the scenario's %d connections exist, want %d", n, len(conns), want)
+	}
+	return "ok", ""
+}
+
+// fuseConn is a FUSE connection: its fusectl directory name and that
+// directory's inode number. fusectl gives every new directory a fresh
+// inode number, so the pair tells a connection apart from a later one
+// given the same (recycled) device number.
+type fuseConn struct {
+	id  uint32
+	ino uint64
+}
+
+// mountedConn returns the connection of the FUSE filesystem at mnt.
+func mountedConn(mnt string) (fuseConn, error) {
+	if err := fuseabi.EnsureFusectl(); err != nil {
+		return fuseConn{}, err
+	}
+	id, err := fuseabi.MountConn(mnt)
+	if err != nil {
+		return fuseConn{}, err
+	}
+	c := fuseConn{id: id}
+	var st unix.Stat_t
+	if err := unix.Stat(c.dir(), &st); err != nil {
+		return fuseConn{}, fmt.Errorf("FUSE connection %d: %w", id, err)
+	}
+	c.ino = st.Ino
+	return c, nil
+}
+
+func (c fuseConn) dir() string {
+	return filepath.Join(fuseabi.FusectlDir, strconv.FormatUint(uint64(c.id), 10))
+}
+
+// alive reports whether c still exists.
+func (c fuseConn) alive() (bool, error) {
+	var st unix.Stat_t
+	err := unix.Stat(c.dir(), &st)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("FUSE connection %d: %w", c.id, err)
+	}
+	return st.Ino == c.ino, nil
 }
 
 func waitFile(ctx context.Context, path string) error {

@@ -1,6 +1,7 @@
 package interp
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"fusevm/fuseabi"
+	"fusevm/scenarios/script"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,10 +18,11 @@ import (
 // ioctl runs one backing ioctl on a dup of the connection's /dev/fuse fd.
 // Flag nocap drops CAP_SYS_ADMIN from this thread's effective set for the
 // call (capabilities are per thread; the thread is locked meanwhile).
-func (r *runner) ioctl(op string, args []string) (string, string) {
+func (r *runner) ioctl(_ context.Context, st *script.Step) (string, string) {
+	op := st.Args[0]
 	var pos []string
 	f := map[string]string{}
-	for _, a := range args {
+	for _, a := range st.Args[1:] {
 		if k, v, ok := strings.Cut(a, "="); ok {
 			f[k] = v
 		} else if a == "nocap" {
@@ -68,7 +71,7 @@ func (r *runner) ioctl(op string, args []string) (string, string) {
 		if len(pos) != 1 {
 			return fail("backing-open takes one path")
 		}
-		file, err := os.OpenFile(filepath.Join(BackingDir, pos[0]), os.O_RDWR, 0)
+		file, err := os.OpenFile(filepath.Join(r.backingDir, pos[0]), os.O_RDWR, 0)
 		if err != nil {
 			return outcome(err)
 		}

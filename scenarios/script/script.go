@@ -135,11 +135,11 @@ var Ops = map[string]OpSpec{
 	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the backing tmpfs; as=VAR stores them, is=$VAR compares"},
 	"unlink-backing": {Args: []Arg{Path}, Help: "unlink a backing file directly"},
 	"umount-backing": {Help: "unmount the backing tmpfs (EBUSY while a backing file is still referenced)"},
-	"connections":    {Args: []Arg{Count}, Help: "exactly N FUSE connections exist in /sys/fs/fuse/connections"},
+	"connections":    {Args: []Arg{Count}, Help: "exactly N of the FUSE connections this scenario mounted still exist (in fusectl)"},
 	// Control flow.
-	"sleep":  {Args: []Arg{Duration}, Help: "pause"},
+	"sleep": {Args: []Arg{Duration}, Help: "pause"},
 	// Kernel debugging.
-	"sysrq": {Args: []Arg{Word}, Help: "write KEY to /proc/sysrq-trigger (c: crash the kernel; needs CONFIG_MAGIC_SYSRQ)"},
+	"sysrq":  {Args: []Arg{Word}, Help: "write KEY to /proc/sysrq-trigger (c: crash the kernel; needs CONFIG_MAGIC_SYSRQ)"},
 	"repeat": {Args: []Arg{Count}, Block: true, Help: "run the block N times"},
 	"race":   {Args: []Arg{Duration}, Block: true, Help: "run the thread blocks concurrently, each in a loop, for DURATION"},
 	"thread": {Block: true, Help: "one looping thread of a race"},

@@ -1,0 +1,249 @@
+package interp_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"fusevm/events"
+	"fusevm/fuseabi"
+	"fusevm/report"
+	"fusevm/scenarios"
+	"fusevm/scenarios/interp"
+	"fusevm/scenarios/script"
+)
+
+// spawnerArg makes the test binary serve as the process spawner.
+const spawnerArg = "interp-test-spawner"
+
+// TestMain runs the tests, or the spawner when started with spawnerArg.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == spawnerArg {
+		if err := interp.ServeSpawner(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "spawner:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// hostFailure is the step at which a scenario fails, and what it gave.
+type hostFailure struct{ step, got string }
+
+// hostFailures is where each scenario needing a claim fails on an
+// unpatched kernel. A reproducer failing anywhere else (setup, the daemon,
+// an earlier check) would prove nothing about its bug.
+var hostFailures = map[string]hostFailure{
+	// No close-all ioctl.
+	"close-all-keeps-open-files": {"ioctl close-all", "ENOTTY"},
+	"close-all-race":             {"ioctl close-all", "ENOTTY"},
+	"stale-id":                   {"ioctl close-all", "ENOTTY"},
+	// The dead generation's backing file leaks (recovery gave ENOTTY or
+	// EINVAL, as the scenario expects, before).
+	"leak-after-restart": {"free-space is=$empty", "error"},
+	"close-minus-one":    {"umount-backing", "EBUSY"},
+	// A second backing id for an inode is refused.
+	"reopen-after-restart":  {"open h2 a.txt", "EIO"},
+	"reregister-no-restart": {"open h2 a.txt", "EIO"},
+	"crash-loop":            {"open h a.txt", "EIO"},
+	// An open with the inode-cache flag is refused.
+	"reopen-inode-cache": {"open h1 a.txt", "EIO"},
+	// The first of the two connections has ended.
+	"connections-counts-own": {"connections 2", "error"},
+}
+
+// stepErrorRe picks the step and its outcome out of a FAIL's detail, which
+// blocks may prefix ("repeat 1/50: line 15: open h a.txt: got EIO, want ok").
+var stepErrorRe = regexp.MustCompile(`line \d+: (.+): got (\S+?)[ ,]`)
+
+// TestScenariosOnHost runs every built-in scenario on the running kernel
+// the way the guest agent runs it in a VM: fusetestd is built once, and
+// this test binary, re-executed with spawnerArg, is the process spawner.
+// The host kernel is taken as unpatched (no claims), so a scenario with
+// needs must fail, and only at the step its bug breaks (hostFailures).
+func TestScenariosOnHost(t *testing.T) {
+	requireHost(t)
+	keepFusectlMounted(t)
+	h := &host{daemon: buildDaemon(t)}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.spawner, err = interp.StartSpawner(self, spawnerArg); err != nil {
+		t.Fatal(err)
+	}
+	requirePassthrough(t, h)
+
+	all, err := scenarios.Load([]string{"all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type check struct {
+		s    *script.Script
+		want report.Verdict
+	}
+	var checks []check
+	for _, sc := range all {
+		checks = append(checks, check{sc.Script, scenarios.Expected(sc.Script, nil)})
+	}
+	for name, text := range hostScripts {
+		s, err := script.Parse(name, name, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks = append(checks, check{s, report.Fail})
+	}
+	for _, c := range checks {
+		t.Run(c.s.Name, func(t *testing.T) {
+			res, steps := h.run(t, c.s)
+			if res.Verdict != string(c.want) {
+				t.Fatalf("%s, want %s: %s\nsteps:\n%s", res.Verdict, c.want, res.Detail, steps)
+			}
+			if c.want != report.Fail {
+				return
+			}
+			wf, ok := hostFailures[c.s.Name]
+			m := stepErrorRe.FindStringSubmatch(res.Detail)
+			if !ok || m == nil || m[1] != wf.step || m[2] != wf.got {
+				t.Fatalf("fails with %q; want the failure listed in hostFailures (%+v)\nsteps:\n%s", res.Detail, wf, steps)
+			}
+		})
+	}
+}
+
+// hostScripts check steps that the built-in scenarios only show passing;
+// each must fail where hostFailures says.
+var hostScripts = map[string]string{
+	// connections counts the scenario's own connections, across mounts.
+	"connections-counts-own": `backing 1M
+mount
+connections 1
+umount
+connections 0
+mount
+connections 1
+connections 2
+`,
+}
+
+// host runs scenarios on the host kernel.
+type host struct {
+	daemon  string
+	spawner *interp.Spawner
+}
+
+// run runs s in a fresh root and returns the result and the steps' log.
+// Nothing may stay mounted under the root afterwards.
+func (h *host) run(t *testing.T, s *script.Script) (interp.Result, string) {
+	t.Helper()
+	root := t.TempDir()
+	t.Cleanup(func() { checkUnmounted(t, root) }) // before the root's removal
+	var mu sync.Mutex
+	var steps bytes.Buffer
+	emit := func(ev events.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(&steps, "  line %d: %s\n", ev.Line, ev.Detail)
+	}
+	res := interp.Run(context.Background(), s, interp.Env{Root: root, Daemon: h.daemon, Spawner: h.spawner, Emit: emit})
+	mu.Lock()
+	defer mu.Unlock()
+	return res, steps.String()
+}
+
+// checkUnmounted fails t if a scenario left its backing tmpfs or its FUSE
+// filesystem mounted, and detaches them.
+func checkUnmounted(t *testing.T, root string) {
+	for _, dir := range []string{"mnt", "backing"} {
+		p := filepath.Join(root, dir)
+		mounted, err := fuseabi.IsMountpoint(p)
+		if err != nil {
+			t.Error(err)
+		}
+		if mounted {
+			t.Errorf("%s is still mounted after the scenario", p)
+			unix.Unmount(p, unix.MNT_DETACH)
+		}
+	}
+}
+
+// requireHost skips t unless the host can run scenarios as the guest does:
+// root, /dev/fuse, and an unpatched kernel (the expectations assume one).
+func requireHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: scenarios mount tmpfs and FUSE and register backing files")
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no usable /dev/fuse: %v", err)
+	}
+	unix.Close(fd)
+	for claim, probe := range map[string]func() error{
+		"close_all_ioctl":     fuseabi.HaveBackingCloseAll,
+		"close_all_minus_one": fuseabi.HaveBackingCloseMinusOne,
+		"inode_cache_flag":    func() error { return fuseabi.HaveInodeCache(fuseabi.InodeCacheBitV1) },
+	} {
+		if probe() == nil {
+			t.Skipf("the host kernel has %s; the host expectations are for an unpatched kernel", claim)
+		}
+	}
+}
+
+// passthroughProbe mounts fusetestd and checks that passthrough was
+// negotiated.
+const passthroughProbe = "backing 1M\nmount\npassthrough\numount\n"
+
+// requirePassthrough skips t when the host kernel does not negotiate FUSE
+// passthrough, and fails it when the probe fails otherwise.
+func requirePassthrough(t *testing.T, h *host) {
+	s, err := script.Parse("passthrough-probe", "passthrough-probe", passthroughProbe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, steps := h.run(t, s)
+	if res.Verdict == "PASS" {
+		return
+	}
+	if m := stepErrorRe.FindStringSubmatch(res.Detail); m != nil && m[1] == "passthrough" {
+		t.Skipf("the host kernel does not negotiate FUSE passthrough: %s", res.Detail)
+	}
+	t.Fatalf("passthrough probe: %s: %s\nsteps:\n%s", res.Verdict, res.Detail, steps)
+}
+
+// keepFusectlMounted mounts fusectl, which the scenarios use, unless it is
+// mounted, and unmounts it after t if it was not.
+func keepFusectlMounted(t *testing.T) {
+	mounted, err := fuseabi.IsMountpoint(fuseabi.FusectlDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mounted {
+		return
+	}
+	if err := fuseabi.EnsureFusectl(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(fuseabi.FusectlDir, 0); err != nil {
+			t.Errorf("unmount fusectl: %v", err)
+		}
+	})
+}
+
+// buildDaemon builds fusetestd into a temporary directory.
+func buildDaemon(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "fusetestd")
+	if out, err := exec.Command("go", "build", "-o", bin, "fusevm/cmd/fusetestd").CombinedOutput(); err != nil {
+		t.Fatalf("build fusetestd: %v\n%s", err, out)
+	}
+	return bin
+}

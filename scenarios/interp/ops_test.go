@@ -1,0 +1,99 @@
+package interp
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fusevm/events"
+	"fusevm/scenarios/script"
+)
+
+// TestEveryStepHasAStepFunc checks that the interpreter implements the
+// language the parser accepts: a step function for every op that is not a
+// block, and none for an op the parser does not know as a step.
+func TestEveryStepHasAStepFunc(t *testing.T) {
+	for op, spec := range script.Ops {
+		if _, ok := stepFuncs[op]; !ok && !spec.Block {
+			t.Errorf("step %s is parsed but has no step function", op)
+		}
+	}
+	for op := range stepFuncs {
+		if spec, ok := script.Ops[op]; !ok || spec.Block {
+			t.Errorf("step function for %s, which the parser does not accept as a step", op)
+		}
+	}
+}
+
+// blockScripts exercise each block op (thread blocks only exist in a
+// race) with "sleep 1ms" bodies: the events tell how often a body ran.
+var blockScripts = map[string]struct {
+	text   string
+	sleeps int // "sleep" step events (steps in a race emit none)
+}{
+	"repeat": {"repeat 3\n  sleep 1ms\nend\n", 3},
+	"race":   {"race 20ms\n  thread\n    sleep 1ms\n  end\n  thread\n    sleep 1ms\n  end\nend\n", 0},
+	"thread": {"race 20ms\n  thread\n    sleep 1ms\n  end\nend\n", 0},
+}
+
+// TestBlocks runs a script for every block op of the language, without
+// mounting anything.
+func TestBlocks(t *testing.T) {
+	for op, spec := range script.Ops {
+		if !spec.Block {
+			continue
+		}
+		bs, ok := blockScripts[op]
+		if !ok {
+			t.Errorf("block %s has no test script: does runner.step run it?", op)
+			continue
+		}
+		t.Run(op, func(t *testing.T) {
+			s, err := script.Parse(op, op+".fvm", bs.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var evs []events.Event
+			res := Run(context.Background(), s, Env{Root: t.TempDir(), Emit: func(ev events.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				evs = append(evs, ev)
+			}})
+			if res.Verdict != "PASS" {
+				t.Fatalf("%s: %s", res.Verdict, res.Detail)
+			}
+			sleeps, races := 0, 0
+			for _, ev := range evs {
+				if strings.HasPrefix(ev.Detail, "sleep ") {
+					sleeps++
+				}
+				if _, loops, ok := strings.Cut(ev.Detail, "loops per thread "); ok {
+					races++
+					// Every thread looped: "[12 15]", one count per thread.
+					counts := strings.Fields(strings.Trim(loops, "[]"))
+					if len(counts) != strings.Count(bs.text, "thread") || slices.Contains(counts, "0") {
+						t.Errorf("race report %q, want a nonzero loop count per thread", ev.Detail)
+					}
+				}
+			}
+			if wantRaces := strings.Count(bs.text, "race "); sleeps != bs.sleeps || races != wantRaces {
+				t.Errorf("%d sleep events and %d race reports, want %d and %d: %+v", sleeps, races, bs.sleeps, wantRaces, evs)
+			}
+		})
+	}
+}
+
+// TestRunRefuses checks the scenarios Run refuses to start or to run.
+func TestRunRefuses(t *testing.T) {
+	s := &script.Script{Name: "x", Timeout: 5 * time.Second, Steps: []*script.Step{{Line: 1, Op: "frobnicate"}}}
+	if res := Run(context.Background(), s, Env{Root: "relative"}); res.Verdict != "FAIL" || !strings.Contains(res.Detail, "not an absolute path") {
+		t.Errorf("relative root: %+v", res)
+	}
+	if res := Run(context.Background(), s, Env{Root: t.TempDir()}); res.Verdict != "FAIL" || !strings.Contains(res.Detail, "op frobnicate is not implemented") {
+		t.Errorf("unknown op: %+v", res)
+	}
+}
