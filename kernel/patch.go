@@ -1,13 +1,14 @@
 package kernel
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"mime"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,9 +171,7 @@ func parsePatch(name string, data []byte) (*Patch, error) {
 		return nil, fmt.Errorf("patch %s is empty", name)
 	}
 	p := &Patch{Name: name, Data: data}
-	hdr := mailHeaders(data)
-	p.Subject = subjTagRe.ReplaceAllString(hdr["subject"], "")
-	p.Author = hdr["from"]
+	p.Subject, p.Author = mailHeader(data)
 	seen := map[string]bool{}
 	add := func(f string) {
 		if f != "/dev/null" && !seen[f] {
@@ -200,33 +199,34 @@ func parsePatch(name string, data []byte) (*Patch, error) {
 	return p, nil
 }
 
-// mailHeaders parses RFC 822 headers at the top of a patch (unfolding
-// continuation lines); keys are lower case.
-func mailHeaders(data []byte) map[string]string {
-	h := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	last := ""
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			break
-		}
-		if strings.HasPrefix(line, "From ") && last == "" {
-			continue
-		}
-		if (line[0] == ' ' || line[0] == '\t') && last != "" {
-			h[last] += " " + strings.TrimSpace(line)
-			continue
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			break
-		}
-		last = strings.ToLower(strings.TrimSpace(k))
-		h[last] = strings.TrimSpace(v)
+// mailHeader returns the subject (without its [PATCH ...] tag) and the
+// author of a mailed patch, read with net/mail from the headers at its top
+// (after an mbox "From " line, if any): folded lines are unfolded and RFC
+// 2047 encoded words ("=?UTF-8?q?...?=") decoded. A text that does not
+// start with headers has neither.
+func mailHeader(data []byte) (subject, author string) {
+	if bytes.HasPrefix(data, []byte("From ")) {
+		_, data, _ = bytes.Cut(data, []byte("\n"))
 	}
-	return h
+	msg, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		return "", ""
+	}
+	dec := new(mime.WordDecoder)
+	subject = msg.Header.Get("Subject")
+	if s, err := dec.DecodeHeader(subject); err == nil {
+		subject = s
+	}
+	author = msg.Header.Get("From")
+	if a, err := (&mail.AddressParser{WordDecoder: dec}).Parse(author); err == nil {
+		author = a.Address
+		if a.Name != "" {
+			author = a.Name + " <" + a.Address + ">"
+		}
+	} else if s, err := dec.DecodeHeader(author); err == nil {
+		author = s
+	}
+	return subjTagRe.ReplaceAllString(subject, ""), author
 }
 
 var mboxFromRe = regexp.MustCompile(`(?m)^From [^\s]+ .*\d{4}$|^From [0-9a-f]{40} `)
@@ -252,7 +252,7 @@ func splitMbox(name string, data []byte) ([]Patch, error) {
 		if !diffGitRe.Match(msg) && !plusFileRe.Match(msg) {
 			continue // cover letter or reply
 		}
-		subj := subjTagRe.ReplaceAllString(mailHeaders(msg)["subject"], "")
+		subj, _ := mailHeader(msg)
 		pname := fmt.Sprintf("%04d-%s", len(out)+1, slug(subj))
 		p, err := parsePatch(pname, msg)
 		if err != nil {

@@ -123,6 +123,57 @@ func TestLoadMboxSkipsCoverLetter(t *testing.T) {
 	}
 }
 
+// patchEncoded is how git format-patch mails a patch whose subject and
+// author are not ASCII: RFC 2047 encoded words, the long subject folded.
+const patchEncoded = `From 3333333333333333333333333333333333333333 Mon Sep 17 00:00:00 2001
+From: =?UTF-8?q?Ren=C3=A9=20D=C3=BCrr?= <rene@example.invalid>
+Date: Thu, 1 Jan 2026 00:00:00 +0000
+Subject: [PATCH 1/1] =?UTF-8?q?fuse:=20keep=20the=20r=C3=A9sum=C3=A9=20of=20a?=
+ =?UTF-8?q?=20long=20encoded=20subject?=
+
+---
+diff --git a/fs/fuse/dev.c b/fs/fuse/dev.c
+--- a/fs/fuse/dev.c
++++ b/fs/fuse/dev.c
+@@ -1,3 +1,3 @@
+ line 1
+-line 2
++line 2 patched
+ line 3
+`
+
+func TestMailHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name, text, subject, author string
+	}{
+		{"folded subject", patchA, "fuse: first change with a folded subject", "Dev One <one@example.invalid>"},
+		{"encoded and folded", patchEncoded, "fuse: keep the résumé of a long encoded subject", "René Dürr <rene@example.invalid>"},
+		{"folded quoted author", "From: \"One, Dev\"\n\t<one@example.invalid>\nSubject: [PATCH]\n  =?iso-8859-1?q?caf=E9?=\n\nbody\n", "café", "One, Dev <one@example.invalid>"},
+		{"unparsable author kept", "From: Dev One <one at example dot invalid>\nSubject: x\n\n", "x", "Dev One <one at example dot invalid>"},
+		{"no headers", "diff --git a/f b/f\n--- a/f\n+++ b/f\n", "", ""},
+	} {
+		subject, author := mailHeader([]byte(tc.text))
+		if subject != tc.subject || author != tc.author {
+			t.Errorf("%s: got %q, %q; want %q, %q", tc.name, subject, author, tc.subject, tc.author)
+		}
+	}
+}
+
+func TestLoadMboxEncodedSubject(t *testing.T) {
+	p := writeFile(t, filepath.Join(t.TempDir(), "utf8.mbox"), cover+patchEncoded)
+	s, err := LoadSeries(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Patches) != 1 {
+		t.Fatalf("got %d patches, want 1", len(s.Patches))
+	}
+	got := s.Patches[0]
+	if got.Name != "0001-fuse-keep-the-r-sum-of-a-long-encoded-subject" || got.Subject != "fuse: keep the résumé of a long encoded subject" || got.Author != "René Dürr <rene@example.invalid>" {
+		t.Errorf("patch: name %q, subject %q, author %q", got.Name, got.Subject, got.Author)
+	}
+}
+
 func TestRefuseEmptyAndMalformed(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "0001-empty.patch"), "\n")

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // progress renders kernel.Logger calls: a live, rewritten status line on a
@@ -21,8 +21,7 @@ type progress struct {
 }
 
 func newProgress(f *os.File) *progress {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return &progress{w: f, tty: err == nil}
+	return &progress{w: f, tty: term.IsTerminal(int(f.Fd()))}
 }
 
 // Stage implements kernel.Logger.
