@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what fusevm needs on a Debian host, or says exactly what is missing.
 set -eu
-PKGS="qemu-system-x86 gcc make flex bison bc libelf-dev libssl-dev ccache cpio xz-utils zstd git perl debian-archive-keyring"
+PKGS="qemu-system-x86 gcc make flex bison bc libelf-dev libssl-dev ccache cpio xz-utils zstd git perl debian-archive-keyring binutils kmod"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -283,7 +283,9 @@ func TestEndToEndGitBisect(t *testing.T) {
 func TestEndToEndFaults(t *testing.T) {
 	needVM(t)
 	out := t.TempDir()
-	faults := func(name string) string { return filepath.Join("..", "..", "testdata", "fault-scenarios", "fault-"+name+".fvm") }
+	faults := func(name string) string {
+		return filepath.Join("..", "..", "testdata", "fault-scenarios", "fault-"+name+".fvm")
+	}
 	code, stdout, stderr := fusevm(t, "run", "--kernel", "debian:7.3", "--series", "../../testdata/fault-series/7.3", "--name", "faults",
 		"--scenarios", strings.Join([]string{"smoke-passthrough", faults("warn"), "different-inode-rejected", faults("null"),
 			"stale-id", faults("softlockup"), "close-all-permissions"}, ","), "--out", out)
