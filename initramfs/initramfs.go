@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
 
@@ -96,7 +97,8 @@ func Build(ctx context.Context, moduleDir, cacheDir string, progs []GuestProgram
 }
 
 // Pack writes an image with the given guest path -> host file mapping (plus
-// the standard directories) into cacheDir/initramfs, named by content.
+// the standard directories) into cacheDir/initramfs, named by content. A
+// cached image that no longer matches its content is written again.
 func Pack(cacheDir string, files map[string]string) (string, error) {
 	var recs []cpio.Record
 	for _, d := range dirs {
@@ -128,7 +130,11 @@ func Pack(cacheDir string, files map[string]string) (string, error) {
 		return "", err
 	}
 	final := filepath.Join(dir, hex.EncodeToString(sum[:12])+".cpio")
-	if _, err := os.Stat(final); err == nil {
+	// A cached image is used only if it still holds these bytes; a
+	// damaged one is replaced whole by the rename below.
+	if old, err := os.ReadFile(final); err == nil && bytes.Equal(old, buf.Bytes()) {
+		now := time.Now()
+		os.Chtimes(final, now, now) // its last use, for fusevm cache prune
 		return final, nil
 	}
 	tmp, err := os.CreateTemp(dir, ".tmp-")

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,7 +150,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	}
 	art := artifactAt(c, key)
 	if loadMeta(art) == nil {
-		art.Cached = true
+		art.markCached()
 		return art, nil
 	}
 	unlock, err := c.Lock("build-" + key)
@@ -157,8 +158,11 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 		return nil, err
 	}
 	defer unlock()
-	if loadMeta(art) == nil {
-		art.Cached = true
+	cached, err := reuse(art, log)
+	if err != nil {
+		return nil, err
+	}
+	if cached {
 		return art, nil
 	}
 	if err := checkBuildTools(); err != nil {
@@ -209,8 +213,26 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	meta.BuildTime = time.Since(start)
 	log.Done(what, meta.BuildTime)
 	os.MkdirAll(c.Path("kernels"), 0o755)
+	if err := publishArtifact(art, outDir, logPath, meta); err != nil {
+		return nil, err
+	}
+	return art, nil
+}
+
+func artifactAt(c *Cache, key string) *Artifact {
+	dir := c.Path("kernels", key)
+	return &Artifact{Key: key, Dir: dir, BzImage: filepath.Join(dir, "bzImage"), Vmlinux: filepath.Join(dir, "vmlinux"), Config: filepath.Join(dir, "config")}
+}
+
+// artifactFiles must be listed in an artifact's SHA256SUMS (build.log is
+// listed when there is one).
+var artifactFiles = []string{"bzImage", "vmlinux", "config", "meta.json"}
+
+// publishArtifact publishes the build in outDir (its log at logPath) as
+// art, with the digests of its files, and sets art.Meta.
+func publishArtifact(art *Artifact, outDir, logPath string, meta Meta) error {
 	sweepTempOf(art.Dir)
-	err = Publish(art.Dir, func(tmp string) error {
+	err := Publish(art.Dir, func(tmp string) error {
 		if err := copyFile(filepath.Join(outDir, "arch/x86/boot/bzImage"), filepath.Join(tmp, "bzImage"), 0o644); err != nil {
 			return err
 		}
@@ -222,31 +244,58 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 		}
 		copyFile(logPath, filepath.Join(tmp, "build.log"), 0o644)
 		data, _ := json.MarshalIndent(meta, "", "  ")
-		return os.WriteFile(filepath.Join(tmp, "meta.json"), data, 0o644)
+		if err := os.WriteFile(filepath.Join(tmp, "meta.json"), data, 0o644); err != nil {
+			return err
+		}
+		return writeDigests(tmp)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("publish kernel %s: %w", key, err)
+		return fmt.Errorf("publish kernel %s: %w", art.Key, err)
 	}
 	art.Meta = meta
-	return art, nil
+	return nil
 }
 
-func artifactAt(c *Cache, key string) *Artifact {
-	dir := c.Path("kernels", key)
-	return &Artifact{Key: key, Dir: dir, BzImage: filepath.Join(dir, "bzImage"), Vmlinux: filepath.Join(dir, "vmlinux"), Config: filepath.Join(dir, "config")}
-}
-
-// loadMeta fills art.Meta from a published artifact; an error means there
-// is none (published artifacts are complete by construction).
+// loadMeta checks the digests of a published artifact's files and fills
+// art.Meta. An error that is fs.ErrNotExist means there is none; any other
+// (a *DamageError when a file is missing or changed, or the entry
+// predates digests) means the entry is there but cannot be trusted.
 func loadMeta(art *Artifact) error {
+	if _, err := os.Stat(art.Dir); err != nil {
+		return err
+	}
+	if err := checkDigests(art.Dir, artifactFiles...); err != nil {
+		return err
+	}
 	data, err := os.ReadFile(filepath.Join(art.Dir, "meta.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &art.Meta)
+	}
 	if err != nil {
-		return err
+		return &DamageError{File: "meta.json", Why: err.Error()}
 	}
-	if _, err := os.Stat(art.BzImage); err != nil {
-		return err
+	return nil
+}
+
+// reuse reports whether art is published and intact; a damaged copy is
+// removed, with a note through log, so that the caller builds it again.
+// The caller holds the artifact's build lock.
+func reuse(art *Artifact, log Logger) (bool, error) {
+	err := loadMeta(art)
+	switch {
+	case err == nil:
+		art.markCached()
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
 	}
-	return json.Unmarshal(data, &art.Meta)
+	return false, dropDamaged(art.Dir, err, log, "kernel "+art.Key, "rebuilding")
+}
+
+// markCached records that art was served from the cache.
+func (art *Artifact) markCached() {
+	art.Cached = true
+	markUsed(art.Dir)
 }
 
 func checkBuildTools() error {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,9 +24,14 @@ import (
 //	git/<hash>.git     shallow mirrors of remote git repositories
 //	apt/               private apt state for Debian sources
 //	work/<id>/linux    per-source build workspaces (hardlinked copies)
-//	kernels/<key>/     published build artifacts (bzImage, config, meta.json)
+//	kernels/<key>/     published build artifacts (bzImage, vmlinux, config,
+//	                   build.log, meta.json)
+//	initramfs/         guest images, named by their sha256
 //	ccache/            the compiler cache
 //	locks/             flock files
+//
+// Built kernels and unpacked prebuilt kernel packages carry a SHA256SUMS
+// file, checked on every use (see Verify).
 type Cache struct {
 	Root string
 }
@@ -53,6 +60,21 @@ func (c *Cache) Path(elem ...string) string {
 // Lock takes an exclusive flock named name under locks/, blocking until it
 // is free. The returned function releases it.
 func (c *Cache) Lock(name string) (unlock func(), err error) {
+	return c.flock(name, unix.LOCK_EX)
+}
+
+// tryLock takes the flock named name if it is free; ok is false when
+// someone else holds it.
+func (c *Cache) tryLock(name string) (unlock func(), ok bool, err error) {
+	unlock, err = c.flock(name, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, false, nil
+	}
+	return unlock, err == nil, err
+}
+
+// flock opens locks/<name>.lock and applies flock(2) operation how to it.
+func (c *Cache) flock(name string, how int) (unlock func(), err error) {
 	dir := c.Path("locks")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -62,7 +84,7 @@ func (c *Cache) Lock(name string) (unlock func(), err error) {
 		return nil, err
 	}
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		err = unix.Flock(int(f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
 			break
 		}
@@ -113,6 +135,28 @@ func sweepTempOf(final string) {
 	for _, m := range matches {
 		os.RemoveAll(m)
 	}
+}
+
+// discard removes the cache entry at path (a directory or a file) whole:
+// it is renamed to a temporary sibling first, so that readers find all of
+// it or nothing, then deleted. An entry that is not there is no error.
+func discard(path string) error {
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-"+randHex(4))
+	if err := os.Rename(path, tmp); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(tmp)
+}
+
+// markUsed sets the mtime of the cache entry at path to now: the last use
+// that Verify reports and Prune goes by. Best effort: a read-only cache
+// still serves.
+func markUsed(path string) {
+	now := time.Now()
+	os.Chtimes(path, now, now)
 }
 
 func annotateNoSpace(err error, where string) error {

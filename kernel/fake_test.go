@@ -10,7 +10,7 @@ import (
 // fakeMakefile imitates the few kernel make targets fusevm uses: tinyconfig
 // writes a fixed .config, olddefconfig drops every option not listed in
 // Kconfig.known (as real Kconfig drops options whose dependencies fail),
-// and bzImage "compiles" src.c (failing like gcc when it holds #error).
+// and bzImage "compiles" src.c into bzImage and vmlinux (failing like gcc when it holds #error).
 // Builds and configurations are counted in the workspace root's "builds"
 // and "configures" files.
 const fakeMakefile = `VERSION = 7
@@ -27,6 +27,7 @@ bzImage:
 	@echo "  CC      src.o"
 	@if grep -n '#error' src.c >/dev/null; then echo "src.c:$$(grep -n '#error' src.c | cut -d: -f1):1: error: boom"; exit 1; fi
 	@mkdir -p $(O)/arch/x86/boot && cat src.c > $(O)/arch/x86/boot/bzImage
+	@cat src.c > $(O)/vmlinux
 	@echo x >> $(O)/../../builds
 `
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -129,8 +128,8 @@ func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (
 		fmt.Fprintln(h, sum)
 		names = append(names, d.pkg+" "+d.version)
 	}
-	id := "img-" + hex.EncodeToString(h.Sum(nil))[:16]
-	if err := ensureExtracted(c, id, log, "extract "+pkg, func(dst string) error {
+	id := imageIDPrefix + hex.EncodeToString(h.Sum(nil))[:16]
+	if err := ensureChecked(c, id, log, "extract "+pkg, func(dst string) error {
 		return extractDebianImage(ctx, debs, dst)
 	}); err != nil {
 		return nil, fmt.Errorf("image debian:%s: %w", arg, err)
@@ -147,8 +146,48 @@ func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (
 	if modDir != "" && filepath.Base(modDir) != release {
 		return nil, fmt.Errorf("image debian:%s: modules are for %s, the image is %s", arg, filepath.Base(modDir), release)
 	}
+	if modDir != "" {
+		if err := ensureModulesDep(ctx, modDir); err != nil {
+			return nil, fmt.Errorf("image debian:%s: %w", arg, err)
+		}
+	}
 	return &Image{Spec: "debian:" + arg, BzImage: vmlinuz, Release: release, ModulesDir: modDir,
 		Identity: "debian " + strings.Join(names, ", ")}, nil
+}
+
+// imageIDPrefix begins the src/ entries of unpacked prebuilt kernels.
+const imageIDPrefix = "img-"
+
+// ensureChecked is ensureExtracted for trees that carry digests: it
+// records the digests of what extract wrote and checks them on every use;
+// a damaged copy is removed, with a note through log, and unpacked again.
+func ensureChecked(c *Cache, id string, log Logger, what string, extract func(dst string) error) error {
+	withDigests := func(dst string) error {
+		if err := extract(dst); err != nil {
+			return err
+		}
+		return writeDigests(dst)
+	}
+	if err := ensureExtracted(c, id, log, what, withDigests); err != nil {
+		return err
+	}
+	entry := c.Path("src", id)
+	if checkDigests(filepath.Join(entry, "linux")) == nil {
+		markUsed(entry)
+		return nil
+	}
+	unlock, err := c.Lock("src-" + id)
+	if err != nil {
+		return err
+	}
+	if err = checkDigests(filepath.Join(entry, "linux")); err != nil {
+		err = dropDamaged(entry, err, log, "image "+id, "unpacking again")
+	}
+	unlock()
+	if err != nil {
+		return err
+	}
+	return ensureExtracted(c, id, log, what, withDigests)
 }
 
 // debFile is a downloaded Debian package.
@@ -239,6 +278,45 @@ func findDebianKernel(root string) (vmlinuz, modDir string, err error) {
 	return "", "", errors.New("the packages hold no kernel image (no usr/lib/modules/*/vmlinuz nor boot/vmlinuz-*)")
 }
 
+// ensureModulesDep writes modules.dep into modDir, a lib/modules/<release>
+// directory, when it is missing. Debian's kernel packages leave it out
+// (their postinst runs depmod on the installed system), so an unpacked
+// package gets it the same way, from depmod (kmod). depmod reads
+// <base>/lib/modules/<release> (or usr/lib/modules, as built), so it runs
+// on a scratch base whose entries lead to modDir.
+func ensureModulesDep(ctx context.Context, modDir string) error {
+	if _, err := os.Stat(filepath.Join(modDir, "modules.dep")); err == nil {
+		return nil
+	}
+	tool, err := exec.LookPath("depmod")
+	for _, p := range []string{"/usr/sbin/depmod", "/sbin/depmod"} {
+		if err != nil {
+			tool, err = exec.LookPath(p)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("modules %s have no modules.dep, and depmod (package kmod), which writes it, is not installed", modDir)
+	}
+	base, err := os.MkdirTemp("", "fusevm-depmod-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(base)
+	release := filepath.Base(modDir)
+	for _, lib := range []string{"lib/modules", "usr/lib/modules"} {
+		if err := os.MkdirAll(filepath.Join(base, lib), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(modDir, filepath.Join(base, lib, release)); err != nil {
+			return err
+		}
+	}
+	if out, err := exec.CommandContext(ctx, tool, "-b", base, release).CombinedOutput(); err != nil {
+		return fmt.Errorf("depmod %s: %v: %s", release, err, lastLine(out))
+	}
+	return nil
+}
+
 // GuestModule is a kernel feature the guest needs.
 type GuestModule struct {
 	// Name is the module's name ("fuse", "virtio_console").
@@ -260,11 +338,12 @@ var GuestNeeds = []GuestModule{
 
 // ModulesToLoad returns the module files (host paths, each before the
 // modules that depend on it) the guest must load for needs, given an
-// image's modules directory. A need built into the kernel (listed in
-// modules.builtin) costs nothing. A required need that is neither built in
-// nor a module fails with its name. Without a modules directory nothing
-// can be checked and the list is empty.
-func ModulesToLoad(ctx context.Context, modDir string, needs []GuestModule) ([]string, error) {
+// image's modules directory, from the lists the kernel's build writes
+// there: modules.dep (depmod's, required) and modules.builtin. A need
+// built in costs nothing. A required need that is neither built in nor a
+// module fails with its name. Without a modules directory nothing can be
+// checked and the list is empty.
+func ModulesToLoad(_ context.Context, modDir string, needs []GuestModule) ([]string, error) {
 	if modDir == "" {
 		return nil, nil
 	}
@@ -276,18 +355,9 @@ func ModulesToLoad(ctx context.Context, modDir string, needs []GuestModule) ([]s
 			builtin[moduleName(line)] = true
 		}
 	}
-	files := map[string]string{}
-	err = filepath.WalkDir(modDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.Contains(d.Name(), ".ko") {
-			files[moduleName(p)] = p
-		}
-		return nil
-	})
+	mods, err := readModulesDep(modDir)
 	if err != nil {
-		return nil, fmt.Errorf("modules %s: %w", modDir, err)
+		return nil, err
 	}
 	var order []string
 	placed := map[string]bool{}
@@ -299,20 +369,18 @@ func ModulesToLoad(ctx context.Context, modDir string, needs []GuestModule) ([]s
 		if len(chain) > 32 {
 			return fmt.Errorf("module dependency loop: %s", strings.Join(chain, " -> "))
 		}
-		path, ok := files[name]
+		m, ok := mods[name]
 		if !ok {
 			return fmt.Errorf("module %s (needed by %s) is not in %s", name, strings.Join(chain, " -> "), modDir)
 		}
-		deps, err := moduleDepends(ctx, path)
-		if err != nil {
-			return err
-		}
-		for _, dep := range deps {
-			if dep != "" {
-				if err := place(moduleName(dep), append(chain, name)); err != nil {
-					return err
-				}
+		for _, dep := range m.deps {
+			if err := place(dep, append(chain, name)); err != nil {
+				return err
 			}
+		}
+		path := filepath.Join(modDir, m.path)
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("module %s is listed in %s/modules.dep but its file is missing: %w", name, modDir, err)
 		}
 		placed[name] = true
 		order = append(order, path)
@@ -322,7 +390,7 @@ func ModulesToLoad(ctx context.Context, modDir string, needs []GuestModule) ([]s
 		if builtin[n.Name] {
 			continue
 		}
-		if _, ok := files[n.Name]; !ok {
+		if _, ok := mods[n.Name]; !ok {
 			if n.Optional || !haveBuiltin {
 				continue // absent, or built in without a modules.builtin to say so
 			}
@@ -335,6 +403,43 @@ func ModulesToLoad(ctx context.Context, modDir string, needs []GuestModule) ([]s
 	return order, nil
 }
 
+// moduleDep is a module as modules.dep lists it: its file, relative to the
+// modules directory, and the names of the modules it needs.
+type moduleDep struct {
+	path string
+	deps []string
+}
+
+// readModulesDep reads modDir's modules.dep, keyed by module name. Each
+// line is "kernel/a.ko.xz: kernel/b.ko.xz kernel/c.ko.xz": a module and
+// every module it needs, directly or not.
+func readModulesDep(modDir string) (map[string]moduleDep, error) {
+	file := filepath.Join(modDir, "modules.dep")
+	data, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("modules %s have no modules.dep: run depmod for release %s (depmod -b BASE %[2]s, for BASE/lib/modules/%[2]s)", modDir, filepath.Base(modDir))
+	}
+	if err != nil {
+		return nil, err
+	}
+	mods := map[string]moduleDep{}
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		path, deps, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: no colon in %q", file, i+1, line)
+		}
+		m := moduleDep{path: strings.TrimSpace(path)}
+		for _, d := range strings.Fields(deps) {
+			m.deps = append(m.deps, moduleName(d))
+		}
+		mods[moduleName(m.path)] = m
+	}
+	return mods, nil
+}
+
 // moduleName normalises a module path or name: "kernel/fs/fuse/fuse.ko",
 // "pvpanic-pci.ko.xz" and "pvpanic-pci" name "fuse" and "pvpanic_pci".
 func moduleName(s string) string {
@@ -343,32 +448,6 @@ func moduleName(s string) string {
 		s = s[:i]
 	}
 	return strings.ReplaceAll(s, "-", "_")
-}
-
-// moduleDepends reads the "depends=" entry of a module's .modinfo section.
-func moduleDepends(ctx context.Context, path string) ([]string, error) {
-	data, err := ReadModule(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := elf.NewFile(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", path, err)
-	}
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return nil, fmt.Errorf("module %s has no .modinfo section", path)
-	}
-	info, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", path, err)
-	}
-	for _, kv := range bytes.Split(info, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok && len(v) > 0 {
-			return strings.Split(string(v), ","), nil
-		}
-	}
-	return nil, nil
 }
 
 // ReadModule returns a kernel module file's bytes, decompressed (.ko.xz,

@@ -64,39 +64,28 @@ func TestResolveImagePath(t *testing.T) {
 	}
 }
 
-// fakeModule writes a relocatable ELF object with a .modinfo section
-// holding depends=deps (compiled with the host's gcc and objcopy, as a
-// kernel build would), compressed with xz when the name ends in .xz.
-func fakeModule(t *testing.T, path, deps string) {
+// fakeModules writes a modules directory: modules.builtin, modules.dep
+// and, for each module modules.dep lists, a file.
+func fakeModules(t *testing.T, builtin, dep string) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := writeFile(t, filepath.Join(dir, "m.c"), "int fake_module;\n")
-	info := writeFile(t, filepath.Join(dir, "info"), "license=GPL\x00depends="+deps+"\x00name=x\x00")
-	obj := filepath.Join(dir, "m.o")
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	ko := strings.TrimSuffix(path, ".xz")
-	for _, cmd := range [][]string{
-		{"gcc", "-c", "-o", obj, src},
-		{"objcopy", "--add-section", ".modinfo=" + info, obj, ko},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Skipf("%s: %v %s", cmd[0], err, out)
+	mods := filepath.Join(t.TempDir(), "7.3.4-test")
+	writeFile(t, filepath.Join(mods, "modules.builtin"), builtin)
+	writeFile(t, filepath.Join(mods, "modules.dep"), dep)
+	for _, line := range strings.Split(dep, "\n") {
+		if path, _, ok := strings.Cut(line, ":"); ok {
+			writeFile(t, filepath.Join(mods, path), "module "+path)
 		}
 	}
-	if strings.HasSuffix(path, ".xz") {
-		if out, err := exec.Command("xz", ko).CombinedOutput(); err != nil {
-			t.Fatalf("xz: %v %s", err, out)
-		}
-	}
+	return mods
 }
 
 func TestModulesToLoad(t *testing.T) {
-	mods := filepath.Join(t.TempDir(), "7.3.4-test")
-	writeFile(t, filepath.Join(mods, "modules.builtin"), "kernel/fs/fuse/fuse.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
-	fakeModule(t, filepath.Join(mods, "kernel/drivers/char/virtio_console.ko.xz"), "virtio-ring-x")
-	fakeModule(t, filepath.Join(mods, "kernel/drivers/virtio/virtio-ring-x.ko"), "")
-	fakeModule(t, filepath.Join(mods, "kernel/drivers/misc/pvpanic/pvpanic-pci.ko.xz"), "pvpanic,virtio-ring-x")
-	fakeModule(t, filepath.Join(mods, "kernel/drivers/misc/pvpanic/pvpanic.ko.xz"), "")
+	const dep = `kernel/drivers/char/virtio_console.ko.xz: kernel/drivers/virtio/virtio-ring-x.ko
+kernel/drivers/virtio/virtio-ring-x.ko:
+kernel/drivers/misc/pvpanic/pvpanic-pci.ko.xz: kernel/drivers/misc/pvpanic/pvpanic.ko.xz kernel/drivers/virtio/virtio-ring-x.ko
+kernel/drivers/misc/pvpanic/pvpanic.ko.xz:
+`
+	mods := fakeModules(t, "kernel/fs/fuse/fuse.ko\nkernel/drivers/virtio/virtio_pci.ko\n", dep)
 	ctx := context.Background()
 
 	got, err := ModulesToLoad(ctx, mods, GuestNeeds)
@@ -105,6 +94,9 @@ func TestModulesToLoad(t *testing.T) {
 	}
 	var names []string
 	for _, p := range got {
+		if !strings.HasPrefix(p, mods+"/kernel/") {
+			t.Errorf("%s is not a path in %s", p, mods)
+		}
 		names = append(names, filepath.Base(p))
 	}
 	want := []string{"virtio-ring-x.ko", "virtio_console.ko.xz", "pvpanic.ko.xz", "pvpanic-pci.ko.xz"}
@@ -119,13 +111,78 @@ func TestModulesToLoad(t *testing.T) {
 	}
 
 	// A dependency that is not there.
-	fakeModule(t, filepath.Join(mods, "kernel/fs/fuse/fuse.ko"), "no-such-dep")
+	writeFile(t, filepath.Join(mods, "modules.dep"), dep+"kernel/fs/fuse/fuse.ko: kernel/no-such-dep.ko\n")
 	if _, err := ModulesToLoad(ctx, mods, GuestNeeds); err == nil || !strings.Contains(err.Error(), "module no_such_dep (needed by fuse) is not in") {
 		t.Errorf("missing dependency: %v", err)
+	}
+
+	// A module that modules.dep lists but whose file is gone.
+	writeFile(t, filepath.Join(mods, "modules.dep"), dep+"kernel/fs/fuse/fuse.ko:\n")
+	if _, err := ModulesToLoad(ctx, mods, GuestNeeds); err == nil || !strings.Contains(err.Error(), "module fuse is listed in") {
+		t.Errorf("missing module file: %v", err)
+	}
+
+	// A malformed modules.dep.
+	writeFile(t, filepath.Join(mods, "modules.dep"), dep+"kernel/fs/fuse/fuse.ko\n")
+	if _, err := ModulesToLoad(ctx, mods, GuestNeeds); err == nil || !strings.Contains(err.Error(), "modules.dep:5: no colon") {
+		t.Errorf("malformed modules.dep: %v", err)
+	}
+
+	// No modules.dep: refused, saying how to make one.
+	os.Remove(filepath.Join(mods, "modules.dep"))
+	if _, err := ModulesToLoad(ctx, mods, GuestNeeds); err == nil || !strings.Contains(err.Error(), "have no modules.dep: run depmod for release 7.3.4-test") {
+		t.Errorf("no modules.dep: %v", err)
 	}
 
 	// No modules directory: nothing to load, nothing checked.
 	if got, err := ModulesToLoad(ctx, "", GuestNeeds); err != nil || got != nil {
 		t.Errorf("no modules dir: %v %v", got, err)
+	}
+}
+
+// TestEnsureModulesDep runs a stand-in depmod that writes what it was
+// asked for under the base it was given: that must land in the modules
+// directory, which lies under usr/lib/modules as in Debian 13's packages.
+func TestEnsureModulesDep(t *testing.T) {
+	bin := t.TempDir()
+	writeFile(t, filepath.Join(bin, "depmod"), "#!/bin/sh\n[ \"$1\" = -b ] || exit 1\necho \"kernel/fuse.ko: $*\" > \"$2/lib/modules/$3/modules.dep\"\n")
+	if err := os.Chmod(filepath.Join(bin, "depmod"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	mods := filepath.Join(t.TempDir(), "usr/lib/modules/7.3.4-test")
+	writeFile(t, filepath.Join(mods, "modules.builtin"), "")
+	ctx := context.Background()
+	if err := ensureModulesDep(ctx, mods); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(mods, "modules.dep"))
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(data)), " 7.3.4-test") {
+		t.Fatalf("modules.dep: %q, %v", data, err)
+	}
+	// An existing modules.dep is kept.
+	writeFile(t, filepath.Join(mods, "modules.dep"), "kept\n")
+	if err := ensureModulesDep(ctx, mods); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(mods, "modules.dep")); string(data) != "kept\n" {
+		t.Errorf("modules.dep rewritten: %q", data)
+	}
+}
+
+func TestReadModule(t *testing.T) {
+	dir := t.TempDir()
+	ko := writeFile(t, filepath.Join(dir, "m.ko"), "\x7fELF module")
+	if data, err := ReadModule(context.Background(), ko); err != nil || string(data) != "\x7fELF module" {
+		t.Errorf("plain: %q, %v", data, err)
+	}
+	if out, err := exec.Command("xz", "-k", ko).CombinedOutput(); err != nil {
+		t.Skipf("xz: %v %s", err, out)
+	}
+	if data, err := ReadModule(context.Background(), ko+".xz"); err != nil || string(data) != "\x7fELF module" {
+		t.Errorf("xz: %q, %v", data, err)
+	}
+	if _, err := ReadModule(context.Background(), filepath.Join(dir, "m.ko.lz4")); err == nil || !strings.Contains(err.Error(), "unknown compression") {
+		t.Errorf("lz4: %v", err)
 	}
 }

@@ -33,6 +33,8 @@ commands:
   bisect-step     for git bisect run in a kernel tree: exit 0 good, 1 bad, 125 skip
   bisect series   the first series version, then the first patch, whose results turn unexpected
   scenarios  list the built-in scenarios, or check scripts (fusevm scenarios FILE.fvm...)
+  cache verify    list the cache's entries and check their digests
+  cache prune     remove the least recently used cache entries (--max-size SIZE, --kind K)
 
 Run "fusevm <command> -h" for the flags of a command.
 `
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string) int {
 		code, err = cmdBisectSeries(ctx, args[2:])
 	case "scenarios":
 		code, err = cmdScenarios(args[1:])
+	case "cache":
+		code, err = cmdCache(args[1:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return exitOK

@@ -4,8 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"fusevm/initramfs"
 )
 
 var fusevmBin string
@@ -119,5 +122,65 @@ func TestGitRevisionMissing(t *testing.T) {
 	code, _, stderr := fusevm(t, "run", "--kernel", "git:"+repo+"@no-such-rev", "--cache", t.TempDir(), "--out", t.TempDir())
 	if code != exitFail || !strings.Contains(stderr, `revision "no-such-rev" does not exist`) {
 		t.Errorf("exit %d stderr %q", code, stderr)
+	}
+}
+
+func TestCacheUsageErrors(t *testing.T) {
+	cache := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cache"}, `want "cache verify" or "cache prune"`},
+		{[]string{"cache", "tidy"}, `unknown subcommand "tidy"`},
+		{[]string{"cache", "verify", "--cache", cache, "extra"}, `unexpected argument "extra"`},
+		{[]string{"cache", "verify", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"cache", "prune", "--cache", cache}, "give --max-size SIZE"},
+		{[]string{"cache", "prune", "--cache", cache, "--max-size", "lots"}, `--max-size "lots": want bytes`},
+		{[]string{"cache", "prune", "--cache", cache, "--max-size", "-1G"}, `--max-size "-1G"`},
+		{[]string{"cache", "prune", "--cache", cache, "--kind", "bogus"}, `--kind "bogus": want one of kernels, src`},
+	}
+	for _, c := range cases {
+		code, _, stderr := fusevm(t, c.args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, code, exitUsage, stderr)
+		}
+		if errs := errorLines(stderr); len(errs) != 1 || !strings.Contains(errs[0], c.want) {
+			t.Errorf("%v: stderr %q: want one line containing %q", c.args, stderr, c.want)
+		}
+	}
+}
+
+func TestCacheVerifyAndPrune(t *testing.T) {
+	cache := t.TempDir()
+	init := filepath.Join(t.TempDir(), "init")
+	os.WriteFile(init, []byte("#!/bin/true\n"), 0o755)
+	img, err := initramfs.Pack(cache, map[string]string{"init": init})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "initramfs/" + filepath.Base(img)
+	code, stdout, stderr := fusevm(t, "cache", "verify", "--cache", cache)
+	if code != exitOK || !regexp.MustCompile(regexp.QuoteMeta(name)+`.* ok\n`).MatchString(stdout) {
+		t.Errorf("intact cache: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	os.WriteFile(img, []byte("not the image"), 0o644)
+	code, stdout, stderr = fusevm(t, "cache", "verify", "--cache", cache)
+	if code != exitFail || !strings.Contains(stdout, "DAMAGED: "+filepath.Base(img)+" damaged (sha256 mismatch)") || !strings.Contains(stderr, "1 of 1 cache entries damaged") {
+		t.Errorf("damaged image: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	// The next use makes the image again.
+	if again, err := initramfs.Pack(cache, map[string]string{"init": init}); err != nil || again != img {
+		t.Fatalf("repack: %s %v", again, err)
+	}
+	if code, stdout, _ = fusevm(t, "cache", "verify", "--cache", cache); code != exitOK {
+		t.Errorf("after repacking: exit %d stdout %q", code, stdout)
+	}
+	code, stdout, stderr = fusevm(t, "cache", "prune", "--cache", cache, "--kind", "initramfs")
+	if code != exitOK || !strings.Contains(stdout, "removed "+name) || !strings.Contains(stdout, "after:  empty") {
+		t.Errorf("prune: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(img); !os.IsNotExist(err) {
+		t.Errorf("pruned image still there: %v", err)
 	}
 }
