@@ -153,7 +153,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 		art.markCached()
 		return art, nil
 	}
-	unlock, err := c.Lock("build-" + key)
+	unlock, err := c.Lock(ctx, "build-" + key)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	if err := checkBuildTools(); err != nil {
 		return nil, err
 	}
-	unlockWS, err := c.Lock("work-" + spec.Tree.lineage())
+	unlockWS, err := c.Lock(ctx, "work-" + spec.Tree.lineage())
 	if err != nil {
 		return nil, err
 	}

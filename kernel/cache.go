@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -57,10 +58,22 @@ func (c *Cache) Path(elem ...string) string {
 	return filepath.Join(append([]string{c.Root}, elem...)...)
 }
 
-// Lock takes an exclusive flock named name under locks/, blocking until it
-// is free. The returned function releases it.
-func (c *Cache) Lock(name string) (unlock func(), err error) {
-	return c.flock(name, unix.LOCK_EX)
+// Lock takes an exclusive flock named name under locks/, waiting until it
+// is free or ctx is done (another fusevm may hold it for a whole build, and
+// a waiting run must still stop on an interrupt). The returned function
+// releases it.
+func (c *Cache) Lock(ctx context.Context, name string) (unlock func(), err error) {
+	for {
+		unlock, ok, err := c.tryLock(name)
+		if err != nil || ok {
+			return unlock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the cache lock %s: %w", name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // tryLock takes the flock named name if it is free; ok is false when

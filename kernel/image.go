@@ -111,7 +111,7 @@ func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (
 		return nil, fmt.Errorf("%w: image debian:%s: want a linux-image-*, linux-binary-* or linux-modules-* package", ErrBadSpec, arg)
 	}
 	var debs []debFile
-	err := withApt(c, func(a *privateApt) (err error) {
+	err := withApt(ctx, c, func(a *privateApt) (err error) {
 		debs, err = a.fetchClosure(ctx, pkg, pin, log)
 		return err
 	})
@@ -129,7 +129,7 @@ func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (
 		names = append(names, d.pkg+" "+d.version)
 	}
 	id := imageIDPrefix + hex.EncodeToString(h.Sum(nil))[:16]
-	if err := ensureChecked(c, id, log, "extract "+pkg, func(dst string) error {
+	if err := ensureChecked(ctx, c, id, log, "extract "+pkg, func(dst string) error {
 		return extractDebianImage(ctx, debs, dst)
 	}); err != nil {
 		return nil, fmt.Errorf("image debian:%s: %w", arg, err)
@@ -161,14 +161,14 @@ const imageIDPrefix = "img-"
 // ensureChecked is ensureExtracted for trees that carry digests: it
 // records the digests of what extract wrote and checks them on every use;
 // a damaged copy is removed, with a note through log, and unpacked again.
-func ensureChecked(c *Cache, id string, log Logger, what string, extract func(dst string) error) error {
+func ensureChecked(ctx context.Context, c *Cache, id string, log Logger, what string, extract func(dst string) error) error {
 	withDigests := func(dst string) error {
 		if err := extract(dst); err != nil {
 			return err
 		}
 		return writeDigests(dst)
 	}
-	if err := ensureExtracted(c, id, log, what, withDigests); err != nil {
+	if err := ensureExtracted(ctx, c, id, log, what, withDigests); err != nil {
 		return err
 	}
 	entry := c.Path("src", id)
@@ -176,7 +176,7 @@ func ensureChecked(c *Cache, id string, log Logger, what string, extract func(ds
 		markUsed(entry)
 		return nil
 	}
-	unlock, err := c.Lock("src-" + id)
+	unlock, err := c.Lock(ctx, "src-" + id)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func ensureChecked(c *Cache, id string, log Logger, what string, extract func(ds
 	if err != nil {
 		return err
 	}
-	return ensureExtracted(c, id, log, what, withDigests)
+	return ensureExtracted(ctx, c, id, log, what, withDigests)
 }
 
 // debFile is a downloaded Debian package.

@@ -390,7 +390,7 @@ func resolveTarball(ctx context.Context, c *Cache, arg string, log Logger) (*Tre
 	}
 	id := "tar-" + sum[:16]
 	name := filepath.Base(loc)
-	if err := ensureExtracted(c, id, log, "extract "+name, func(tmp string) error {
+	if err := ensureExtracted(ctx, c, id, log, "extract "+name, func(tmp string) error {
 		return untarAs(ctx, path, name, tmp)
 	}); err != nil {
 		return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
@@ -432,7 +432,7 @@ func download(ctx context.Context, c *Cache, url, want string, log Logger) (stri
 	if err := os.MkdirAll(c.Path("downloads"), 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := c.Lock("download-" + want[:16])
+	unlock, err := c.Lock(ctx, "download-" + want[:16])
 	if err != nil {
 		return "", err
 	}
@@ -457,12 +457,12 @@ func download(ctx context.Context, c *Cache, url, want string, log Logger) (stri
 
 // ensureExtracted publishes src/<id>/linux once, under a lock, by calling
 // extract on a temporary directory.
-func ensureExtracted(c *Cache, id string, log Logger, what string, extract func(dst string) error) error {
+func ensureExtracted(ctx context.Context, c *Cache, id string, log Logger, what string, extract func(dst string) error) error {
 	final := c.Path("src", id)
 	if _, err := os.Stat(final); err == nil {
 		return nil
 	}
-	unlock, err := c.Lock("src-" + id)
+	unlock, err := c.Lock(ctx, "src-" + id)
 	if err != nil {
 		return err
 	}
@@ -501,7 +501,7 @@ func resolveDebian(ctx context.Context, c *Cache, arg string, log Logger) (*Tree
 	}
 	pkg := "linux-source-" + series
 	var deb, version string
-	err := withApt(c, func(a *privateApt) (err error) {
+	err := withApt(ctx, c, func(a *privateApt) (err error) {
 		deb, version, err = a.fetch(ctx, pkg, pin, log)
 		return err
 	})
@@ -513,7 +513,7 @@ func resolveDebian(ctx context.Context, c *Cache, arg string, log Logger) (*Tree
 		return nil, err
 	}
 	id := "deb-" + sum[:16]
-	if err := ensureExtracted(c, id, log, "extract "+pkg+" "+version, func(dst string) error {
+	if err := ensureExtracted(ctx, c, id, log, "extract "+pkg+" "+version, func(dst string) error {
 		return extractDebianSource(ctx, deb, pkg, dst)
 	}); err != nil {
 		return nil, fmt.Errorf("source debian:%s: %w", arg, err)
@@ -546,12 +546,12 @@ type privateApt struct {
 }
 
 // withApt runs fn with the cache's private apt, under its lock.
-func withApt(c *Cache, fn func(*privateApt) error) error {
+func withApt(ctx context.Context, c *Cache, fn func(*privateApt) error) error {
 	a, err := newPrivateApt(c)
 	if err != nil {
 		return err
 	}
-	unlock, err := c.Lock("apt")
+	unlock, err := c.Lock(ctx, "apt")
 	if err != nil {
 		return err
 	}

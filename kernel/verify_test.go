@@ -208,7 +208,7 @@ func TestEnsureCheckedUnpacksDamagedAgain(t *testing.T) {
 		return nil
 	}
 	for i := 0; i < 2; i++ {
-		if err := ensureChecked(c, "img-1", NopLogger{}, "extract", extract); err != nil {
+		if err := ensureChecked(context.Background(), c, "img-1", NopLogger{}, "extract", extract); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,7 +218,7 @@ func TestEnsureCheckedUnpacksDamagedAgain(t *testing.T) {
 	vmlinuz := c.Path("src", "img-1", "linux", "boot", "vmlinuz-7.3")
 	os.WriteFile(vmlinuz, []byte("kernal"), 0o644)
 	var log stages
-	if err := ensureChecked(c, "img-1", &log, "extract", extract); err != nil {
+	if err := ensureChecked(context.Background(), c, "img-1", &log, "extract", extract); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(vmlinuz); calls != 2 || string(data) != "kernel" {
@@ -245,7 +245,7 @@ func fillCache(t *testing.T) *Cache {
 	writeFile(t, c.Path("downloads", hex.EncodeToString(tarSum[:])), "tarball")
 	writeFile(t, c.Path("work", "dir-1", "linux", "Makefile"), "VERSION = 7\n")
 	writeFile(t, c.Path("ccache", "0", "stats"), "stats\n")
-	if err := ensureChecked(c, "img-2", NopLogger{}, "extract", func(dst string) error {
+	if err := ensureChecked(context.Background(), c, "img-2", NopLogger{}, "extract", func(dst string) error {
 		return os.WriteFile(filepath.Join(dst, "vmlinuz"), []byte("kernel"), 0o644)
 	}); err != nil {
 		t.Fatal(err)
@@ -388,14 +388,14 @@ func TestPruneOldestFirst(t *testing.T) {
 func TestPruneSkipsLockedEntries(t *testing.T) {
 	c := fillCache(t)
 	age(t, c.Path("kernels", "good"), time.Now().Add(-time.Hour))
-	unlockBuild, err := c.Lock("build-good")
+	unlockBuild, err := c.Lock(context.Background(), "build-good")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlockBuild()
 	// A build in the workspace holds its lock: the workspace and ccache
 	// are in use.
-	unlockWork, err := c.Lock("work-dir-1")
+	unlockWork, err := c.Lock(context.Background(), "work-dir-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,4 +438,25 @@ func BenchmarkVerifyArtifact(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestLockStopsWaitingWhenCancelled: a run waiting for another run's lock
+// (a whole kernel build, say) must still stop on an interrupt.
+func TestLockStopsWaitingWhenCancelled(t *testing.T) {
+	c := &Cache{Root: t.TempDir()}
+	unlock, err := c.Lock(context.Background(), "build-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Lock(ctx, "build-x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock on a held lock with a cancelled context: %v, want DeadlineExceeded", err)
+	}
+	unlock()
+	again, err := c.Lock(context.Background(), "build-x")
+	if err != nil {
+		t.Fatalf("Lock after release: %v", err)
+	}
+	again()
 }
