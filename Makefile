@@ -9,8 +9,9 @@ all: build
 deps:
 	@./scripts/install-deps.sh
 
+# Static (CGO_ENABLED=0): the binary is also the guest's /init and daemon.
 build: deps
-	$(GO) build -o bin/fusevm ./cmd/fusevm
+	CGO_ENABLED=0 $(GO) build -o bin/fusevm ./cmd/fusevm
 
 # Unit tests, host daemon tests and one end-to-end VM test on the default kernel.
 test: deps

@@ -1,9 +1,10 @@
 // Package bisect holds the decision logic of fusevm's two bisection modes,
 // free of builds and VMs so it can be tested against a fake environment:
 // the flake policy that classifies one step's repeated runs as good, bad
-// or skip (and the exit code git bisect run expects), and the search for
-// the first series version, then the first patch inside it, whose results
-// turn unexpected.
+// or skip (and the exit code git bisect run expects), the commit a
+// bisect-step tests and its log, and the search for the first series
+// version, then the first patch inside it, whose results turn unexpected
+// (SeriesSearch, which runs its targets through a Tester).
 package bisect
 
 import (

@@ -1,9 +1,10 @@
 // Package fusetestd is fusevm's test FUSE daemon: a passthrough server of a
 // backing directory that survives its own crashes the way production FUSE
 // servers do, so that scenarios exercise the kernel paths under test
-// exactly as in the field. Command fusetestd (cmd/fusetestd) is its CLI;
-// package fusetestd/ctl is the client of its sockets. A scenario
-// interpreter drives it through those two and the files on the mount only.
+// exactly as in the field. Main is its CLI (command fusetestd, and the
+// fusevm binary started as fusetestd); package fusetestd/ctl is the client
+// of its sockets. A scenario interpreter drives it through those two and
+// the files on the mount only.
 //
 // # Processes
 //

@@ -1,17 +1,22 @@
 // Package initramfs builds the guest image: a newc cpio archive (written
-// with u-root's cpio library) holding our static guest agent as /init and
-// the guest programs the scenarios run. Images are cached by content, so an
-// unchanged agent and daemon reuse the same file.
+// with u-root's cpio library) holding the running fusevm executable as
+// /init, /bin/fusetestd as a symlink to it, and the kernel modules a
+// prebuilt kernel needs. The fusevm binary is multi-call (see cmd/fusevm):
+// started as init it is the guest agent, started as fusetestd the test
+// daemon, so the image needs no other program and fusevm needs no Go
+// toolchain or source tree to make it. Images are cached by content, so an
+// unchanged executable and module set reuse the same file.
 package initramfs
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,106 +28,112 @@ import (
 	"fusevm/kernel"
 )
 
-// GuestProgram is a Go main package of this module built for the guest and
-// installed at Path in the image.
-type GuestProgram struct {
-	Package string // e.g. "./cmd/fusevm-agent"
-	Path    string // e.g. "init" or "bin/fusetestd"
-}
+// Guest paths of the programs: the kernel runs /init, and the agent starts
+// the daemon as /bin/fusetestd (see package agent).
+const (
+	initPath   = "init"
+	daemonPath = "bin/fusetestd"
+)
 
-// DefaultPrograms is what every fusevm guest carries.
-var DefaultPrograms = []GuestProgram{
-	{Package: "./cmd/fusevm-agent", Path: "init"},
-	{Package: "./cmd/fusetestd", Path: "bin/fusetestd"},
-}
+// selfExe is the running executable. Reading it, rather than the file at
+// the path os.Executable returns, packs the very program that runs, even
+// when its file has been replaced (say by go install) since it started.
+const selfExe = "/proc/self/exe"
 
 // dirs exist in every image; the agent mounts filesystems on them.
 var dirs = []string{"bin", "dev", "proc", "sys", "tmp", "mnt", "etc", "root", "run"}
 
-// ModuleRoot finds the fusevm source tree (the directory holding its
-// go.mod) from $FUSEVM_SRC, the working directory or the executable's
-// location, walking up.
-func ModuleRoot() (string, error) {
-	var starts []string
-	if d := os.Getenv("FUSEVM_SRC"); d != "" {
-		starts = append(starts, d)
-	}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if exe, err := os.Executable(); err == nil {
-		starts = append(starts, filepath.Dir(exe))
-	}
-	for _, s := range starts {
-		for d := s; ; d = filepath.Dir(d) {
-			data, err := os.ReadFile(filepath.Join(d, "go.mod"))
-			if err == nil && bytes.HasPrefix(data, []byte("module fusevm\n")) {
-				return d, nil
-			}
-			if d == filepath.Dir(d) {
-				break
-			}
-		}
-	}
-	return "", fmt.Errorf("fusevm source tree not found (the guest programs are built from it): run from the checkout or set FUSEVM_SRC")
-}
-
-// Build compiles progs statically (CGO off) from the module at moduleDir,
-// packs them, and the kernel modules kmods (host paths of .ko files, maybe
-// compressed, in load order) with their list at events.ModulesFile, into
-// an image under cacheDir/initramfs/<sha256>.cpio and returns its path.
+// Build packs the running fusevm executable as the guest's /init, with
+// /bin/fusetestd a symlink to it, and the kernel modules kmods (host paths
+// of .ko files, maybe compressed, in load order) with their list at
+// events.ModulesFile, into an image under cacheDir/initramfs/<sha256>.cpio
+// and returns its path. The executable must be statically linked (built
+// with CGO_ENABLED=0): the image carries no dynamic loader or C library.
 // The image is written to a temporary file and renamed, so a failed or
 // interrupted build leaves nothing behind.
-func Build(ctx context.Context, moduleDir, cacheDir string, progs []GuestProgram, kmods []string) (string, error) {
-	binDir, err := os.MkdirTemp("", "fusevm-guest-")
+func Build(ctx context.Context, cacheDir string, kmods []string) (string, error) {
+	return build(ctx, selfExe, cacheDir, kmods)
+}
+
+// CheckExecutable returns why the running executable cannot be the guest's
+// /init, or nil. Build checks it too; a command calls it first to fail
+// before a kernel build, not after.
+func CheckExecutable() error {
+	return checkStatic(selfExe)
+}
+
+// build is Build with the executable at exe.
+func build(ctx context.Context, exe, cacheDir string, kmods []string) (string, error) {
+	if err := checkStatic(exe); err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		return "", fmt.Errorf("read the fusevm executable for the guest: %w", err)
+	}
+	recs := []cpio.Record{
+		cpio.StaticRecord(data, cpio.Info{Name: initPath, Mode: cpio.S_IFREG | 0o755}),
+		cpio.Symlink(daemonPath, "/"+initPath),
+	}
+	mods, err := modules(ctx, kmods)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(binDir)
-	files := map[string]string{}
-	if err := addModules(ctx, binDir, kmods, files); err != nil {
-		return "", err
-	}
-	for _, p := range progs {
-		out := filepath.Join(binDir, strings.ReplaceAll(p.Path, "/", "_"))
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, p.Package)
-		cmd.Dir = moduleDir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build guest program %s: %s", p.Package, firstLine(msg))
-		}
-		files[p.Path] = out
-	}
-	return Pack(cacheDir, files)
+	return write(cacheDir, append(recs, mods...))
 }
 
-// Pack writes an image with the given guest path -> host file mapping (plus
-// the standard directories) into cacheDir/initramfs, named by content. A
-// cached image that no longer matches its content is written again.
+// checkStatic makes sure that the executable at exe can run as the guest's
+// /init: an x86-64 ELF file (the guest is qemu-system-x86_64) without a
+// program interpreter.
+func checkStatic(exe string) error {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return fmt.Errorf("the fusevm executable as the guest's /init: %w", err)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("fusevm is built for %s but the guest is x86-64: fusevm runs on x86-64 hosts only", f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return errors.New("fusevm is dynamically linked; build it with CGO_ENABLED=0")
+		}
+	}
+	return nil
+}
+
+// Pack writes an image with the given guest path -> host file mapping,
+// every file executable, into cacheDir/initramfs, named by content, like
+// Build.
 func Pack(cacheDir string, files map[string]string) (string, error) {
 	var recs []cpio.Record
-	for _, d := range dirs {
-		recs = append(recs, cpio.Directory(d, 0o755))
-	}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		data, err := os.ReadFile(files[p])
+	for p, host := range files {
+		data, err := os.ReadFile(host)
 		if err != nil {
 			return "", err
 		}
-		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: p, Mode: 0o100755}))
+		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: p, Mode: cpio.S_IFREG | 0o755}))
 	}
+	return write(cacheDir, recs)
+}
+
+// write writes an image of recs (plus the standard directories) into
+// cacheDir/initramfs, named by content. A cached image that no longer
+// matches its content is written again.
+func write(cacheDir string, recs []cpio.Record) (string, error) {
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
+	all := make([]cpio.Record, 0, len(dirs)+len(recs))
+	for _, d := range dirs {
+		all = append(all, cpio.Directory(d, 0o755))
+	}
+	all = append(all, recs...)
 	var buf bytes.Buffer
 	w := cpio.Newc.Writer(&buf)
-	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
-		return "", err
+	if err := cpio.WriteRecordsAndDirs(w, all); err != nil {
+		return "", fmt.Errorf("pack initramfs: %w", err)
 	}
 	if err := cpio.WriteTrailer(w); err != nil {
-		return "", err
+		return "", fmt.Errorf("pack initramfs: %w", err)
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	dir := filepath.Join(cacheDir, "initramfs")
@@ -152,43 +163,24 @@ func Pack(cacheDir string, files map[string]string) (string, error) {
 	return final, os.Rename(tmp.Name(), final)
 }
 
-// addModules writes kmods into dir uncompressed (so that kernels without
-// in-kernel module decompression load them too) and maps them, and their
-// list, into files.
-func addModules(ctx context.Context, dir string, kmods []string, files map[string]string) error {
+// modules reads kmods uncompressed (so that kernels without in-kernel
+// module decompression load them too) into records under lib/modules/,
+// numbered in load order, plus their list at events.ModulesFile.
+func modules(ctx context.Context, kmods []string) ([]cpio.Record, error) {
 	if len(kmods) == 0 {
-		return nil
+		return nil, nil
 	}
+	var recs []cpio.Record
 	var list strings.Builder
 	for i, src := range kmods {
-		name := fmt.Sprintf("%02d-%s.ko", i, strings.SplitN(filepath.Base(src), ".ko", 2)[0])
-		host := filepath.Join(dir, "mod-"+name)
+		name := fmt.Sprintf("lib/modules/%02d-%s.ko", i, strings.SplitN(filepath.Base(src), ".ko", 2)[0])
 		data, err := kernel.ReadModule(ctx, src)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := os.WriteFile(host, data, 0o644); err != nil {
-			return err
-		}
-		guest := "lib/modules/" + name
-		files[guest] = host
-		fmt.Fprintln(&list, "/"+guest)
+		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | 0o644}))
+		fmt.Fprintln(&list, "/"+name)
 	}
-	listFile := filepath.Join(dir, "modules-list")
-	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
-		return err
-	}
-	files[events.ModulesFile] = listFile
-	return nil
-}
-
-// firstLine returns the first line of go build's output that is not a
-// "# package" header: the first error.
-func firstLine(b []byte) string {
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if !strings.HasPrefix(l, "#") {
-			return strings.TrimSpace(l)
-		}
-	}
-	return strings.TrimSpace(string(b))
+	recs = append(recs, cpio.StaticRecord([]byte(list.String()), cpio.Info{Name: events.ModulesFile, Mode: cpio.S_IFREG | 0o644}))
+	return recs, nil
 }

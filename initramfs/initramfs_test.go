@@ -2,10 +2,13 @@ package initramfs
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/u-root/u-root/pkg/cpio"
@@ -52,14 +55,85 @@ func TestPackIsContentAddressed(t *testing.T) {
 	}
 }
 
-func TestBuildReportsCompileError(t *testing.T) {
-	root, err := ModuleRoot()
+// TestBuildPacksTheExecutable builds images from a static executable: /init
+// holds its bytes, /bin/fusetestd points at /init, and another executable
+// gives another image.
+func TestBuildPacksTheExecutable(t *testing.T) {
+	exe := staticBinary(t)
+	cache := t.TempDir()
+	img, err := build(t.Context(), exe, cache, nil)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
-	_, err = Build(t.Context(), root, t.TempDir(), []GuestProgram{{Package: "./no/such/package", Path: "init"}}, nil)
-	if err == nil || bytes.HasPrefix([]byte(err.Error()), []byte("#")) {
-		t.Errorf("got %v", err)
+	want, _ := os.ReadFile(exe)
+	recs := map[string]cpio.Record{}
+	for _, r := range readImage(t, img) {
+		recs[r.Name] = r
+	}
+	init, ok := recs["init"]
+	if !ok || init.Mode != cpio.S_IFREG|0o755 || !bytes.Equal(contents(t, init), want) {
+		t.Errorf("/init: %+v, want the executable's %d bytes, mode 0755", init.Info, len(want))
+	}
+	daemon, ok := recs["bin/fusetestd"]
+	if !ok || daemon.Mode&cpio.S_IFMT != cpio.S_IFLNK || string(contents(t, daemon)) != "/init" {
+		t.Errorf("/bin/fusetestd: %+v, want a symlink to /init", daemon.Info)
+	}
+	if again, err := build(t.Context(), exe, cache, nil); err != nil || again != img {
+		t.Errorf("same executable, image %s (%v), want %s", again, err, img)
+	}
+	// Appended bytes leave a valid ELF file: a changed executable.
+	f, _ := os.OpenFile(exe, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("changed"))
+	f.Close()
+	changed, err := build(t.Context(), exe, cache, nil)
+	if err != nil || changed == img {
+		t.Errorf("changed executable, image %s (%v), want one other than %s", changed, err, img)
+	}
+}
+
+// TestCheckStatic accepts a static x86-64 executable and refuses, with one
+// line saying why, a dynamically linked one, one for another machine and a
+// file that is no ELF executable.
+func TestCheckStatic(t *testing.T) {
+	static := staticBinary(t)
+	if err := checkStatic(static); err != nil {
+		t.Errorf("static binary refused: %v", err)
+	}
+	data, _ := os.ReadFile(static)
+	binary.LittleEndian.PutUint16(data[18:], uint16(elf.EM_AARCH64)) // e_machine
+	arm := filepath.Join(t.TempDir(), "arm")
+	os.WriteFile(arm, data, 0o755)
+	script := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755)
+	cases := map[string]string{
+		arm:    "fusevm is built for EM_AARCH64 but the guest is x86-64",
+		script: "the fusevm executable as the guest's /init: ",
+	}
+	if dynamic("/bin/true") {
+		cases["/bin/true"] = "fusevm is dynamically linked; build it with CGO_ENABLED=0"
+	} else {
+		t.Log("/bin/true is no dynamically linked executable here: dynamic case skipped")
+	}
+	for path, want := range cases {
+		err := checkStatic(path)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line starting %q", path, err, want)
+		}
+		if _, err := build(t.Context(), path, t.TempDir(), nil); err == nil {
+			t.Errorf("%s: packed", path)
+		}
+	}
+}
+
+// TestCheckExecutable checks the running test binary: refused exactly when
+// it names a program interpreter (go test builds with cgo when it can).
+func TestCheckExecutable(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckExecutable(); (err != nil) != dynamic(exe) {
+		t.Errorf("%s: %v, dynamically linked: %v", exe, err, dynamic(exe))
 	}
 }
 
@@ -74,18 +148,17 @@ func TestModulesAreUncompressedAndListed(t *testing.T) {
 	if out, err := exec.Command("xz", src).CombinedOutput(); err != nil {
 		t.Skipf("xz: %v %s", err, out)
 	}
-	files := map[string]string{}
-	if err := addModules(t.Context(), t.TempDir(), []string{plain, src + ".xz"}, files); err != nil {
+	recs, err := modules(t.Context(), []string{plain, src + ".xz"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	image, err := Pack(t.TempDir(), files)
+	image, err := write(t.TempDir(), recs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
 	for _, r := range readImage(t, image) {
-		data, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
-		got[r.Name] = string(data)
+		got[r.Name] = string(contents(t, r))
 	}
 	want := map[string]string{
 		"lib/modules/00-virtio_console.ko": "plain module",
@@ -97,7 +170,7 @@ func TestModulesAreUncompressedAndListed(t *testing.T) {
 			t.Errorf("%s: %q, want %q", name, got[name], body)
 		}
 	}
-	if err := addModules(t.Context(), t.TempDir(), []string{filepath.Join(dir, "x.ko.lz4")}, map[string]string{}); err == nil {
+	if _, err := modules(t.Context(), []string{filepath.Join(dir, "x.ko.lz4")}); err == nil {
 		t.Error("a module of unknown compression was accepted")
 	}
 }
@@ -124,4 +197,46 @@ func readImage(t *testing.T, path string) []cpio.Record {
 		recs[i].ReaderAt = bytes.NewReader(data)
 	}
 	return recs
+}
+
+// contents reads a record's data.
+func contents(t *testing.T, r cpio.Record) []byte {
+	t.Helper()
+	data, err := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// staticBinary builds a small Go program without cgo, as fusevm must be
+// built, and returns its path.
+func staticBinary(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644)
+	bin := filepath.Join(dir, "fusevm")
+	cmd := exec.Command("go", "build", "-o", bin, src)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// dynamic reports whether the ELF file at path names a program interpreter.
+func dynamic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
 }

@@ -30,12 +30,16 @@ type VersionInfo struct {
 }
 
 // KnownIssue is an expected non-PASS verdict of one scenario under one
-// config, with its reason.
+// config set and patch selection, with its reason. It is decoded here and
+// checked and matched by package plan.
 type KnownIssue struct {
 	Scenario string `toml:"scenario"`
 	Config   string `toml:"config"`
-	Verdict  string `toml:"verdict"`
-	Reason   string `toml:"reason"`
+	// Patches are the patch numbers (1-based) that must be applied,
+	// exactly; nil stands for all the patches of the version.
+	Patches []int  `toml:"patches"`
+	Verdict string `toml:"verdict"`
+	Reason  string `toml:"reason"`
 }
 
 // CatalogEntry is one version ported to one kernel base.

@@ -2,10 +2,36 @@ package report
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 )
+
+// WriteFiles writes results.json, junit.xml and summary.md into dir. It
+// writes every file it can and returns the errors of the others.
+func (run *Run) WriteFiles(dir string) error {
+	return errors.Join(
+		run.WriteJSON(filepath.Join(dir, "results.json")),
+		writeFile(filepath.Join(dir, "junit.xml"), run.WriteJUnit),
+		writeFile(filepath.Join(dir, "summary.md"), run.WriteMarkdown),
+	)
+}
+
+// writeFile creates path and fills it with fn.
+func writeFile(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
 
 // WriteMarkdown writes the summary table: one row per scenario, one column
 // per kernel and variant, each cell a verdict and whether it was expected,

@@ -1,5 +1,7 @@
-// Package report turns per-scenario outcomes into verdicts and writes them:
-// results.json (stable schema), a text summary table and the exit code.
+// Package report holds the verdicts and results of a run and writes them:
+// results.json (stable schema), junit.xml, summary.md and the text summary
+// table. Whether a result is as expected is decided by package plan
+// (plan.Variant.Settle); this package renders it.
 package report
 
 import (
@@ -93,24 +95,6 @@ type Run struct {
 	Results  []Result  `json:"results"`
 }
 
-// Settle fills Expected/AsExpected from the expected verdict and an optional
-// known-issue annotation (whose verdict then replaces the expectation).
-func (r *Result) Settle(expected Verdict, knownVerdict Verdict, knownReason string) {
-	r.Expected = expected
-	if knownVerdict != "" {
-		r.Expected = knownVerdict
-		r.KnownIssue = knownReason
-	}
-	r.AsExpected = r.Verdict == r.Expected
-	switch {
-	case r.AsExpected || r.Reason != "":
-	case knownVerdict != "":
-		r.Reason = fmt.Sprintf("the known issue (%s) no longer reproduces: %s", knownVerdict, knownReason)
-	case r.Verdict == Pass:
-		r.Reason = fmt.Sprintf("passed where %s was expected: a reproducer that passes on a kernel without the fix proves nothing", r.Expected)
-	}
-}
-
 // WriteJSON writes results.json atomically.
 func (run *Run) WriteJSON(path string) error {
 	run.Schema = SchemaVersion
@@ -136,13 +120,15 @@ func (run *Run) AllAsExpected() bool {
 	return len(run.Results) > 0
 }
 
-// Cell renders a verdict with its expectation: "PASS", "FAIL (expected)",
-// "PASS (UNEXPECTED, want FAIL)", "CRASH (known: reason)".
+// Cell renders a verdict with its expectation: "FAIL (expected)", "PASS
+// (UNEXPECTED, want FAIL)", "CRASH (known issue)", or "PASS (UNEXPECTED:
+// known issue CRASH no longer reproduces)" (a cell that was not tested,
+// SKIP or INFRA, does not say that).
 func (r *Result) Cell() string {
 	switch {
 	case r.KnownIssue != "" && r.AsExpected:
 		return fmt.Sprintf("%s (known issue)", r.Verdict)
-	case r.KnownIssue != "":
+	case r.KnownIssue != "" && r.Verdict != Skip && r.Verdict != Infra:
 		return fmt.Sprintf("%s (UNEXPECTED: known issue %s no longer reproduces)", r.Verdict, r.Expected)
 	case r.AsExpected:
 		return fmt.Sprintf("%s (expected)", r.Verdict)
@@ -204,7 +190,7 @@ func (r *Result) column() string {
 
 // Merge folds the repeats of one scenario into one result: the common
 // verdict when all repeats agree, else FLAKY (with the first disagreeing
-// repeat's reason). The expectation is settled again by the caller.
+// repeat's reason). The caller settles the merged result's expectation.
 func Merge(repeats []Result) Result {
 	out := repeats[0]
 	if len(repeats) == 1 {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,21 +22,22 @@ func sampleRun() *Run {
 		{Name: "debian:7.3", Spec: "debian:7.3", Variant: "v2", Config: "base+debug", Identity: "debian linux-source-7.3 7.3.4-1~bpo13+1", Version: "7.3.4", Patches: []string{"0001-a.patch", "0002-b.patch"}, Claims: []string{"close_all_ioctl", "same_inode_reuse"}, Key: "k2"},
 		{Name: "debian:7.3", Spec: "debian:7.3", Variant: "v9", Config: "base", BuildError: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
 	}
-	add := func(r Result, expected, known Verdict, reason string) {
+	// add sets the expectation as plan.Variant.Settle does.
+	add := func(r Result, expected Verdict, knownIssue string) {
 		r.Duration = 1500 * time.Millisecond
-		r.Settle(expected, known, reason)
+		r.Expected, r.KnownIssue, r.AsExpected = expected, knownIssue, r.Verdict == expected
 		run.Results = append(run.Results, r)
 	}
-	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reopen-after-restart", Verdict: Fail, Reason: "line 16: open h2 a.txt: got EIO, want ok"}, Fail, "", "")
-	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reregister-no-restart", Verdict: Pass}, Fail, "", "")
-	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "smoke-passthrough", Verdict: Pass}, Pass, "", "")
-	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "reopen-after-restart", Verdict: Pass}, Pass, "", "")
-	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "close-all-race", Verdict: Crash, Splat: "KASAN: slab-use-after-free in idr_for_each", SplatText: "BUG: KASAN: slab-use-after-free in idr_for_each+0x1b/0x120", Reason: "kernel splat: KASAN: slab-use-after-free in idr_for_each"}, Pass, Crash, "idr_for_each walk without RCU")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reopen-after-restart", Verdict: Fail, Reason: "line 16: open h2 a.txt: got EIO, want ok"}, Fail, "")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reregister-no-restart", Verdict: Pass, Reason: "passed where FAIL was expected: a reproducer that passes on a kernel without the fix proves nothing"}, Fail, "")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "smoke-passthrough", Verdict: Pass}, Pass, "")
+	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "reopen-after-restart", Verdict: Pass}, Pass, "")
+	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "close-all-race", Verdict: Crash, Splat: "KASAN: slab-use-after-free in idr_for_each", SplatText: "BUG: KASAN: slab-use-after-free in idr_for_each+0x1b/0x120", Reason: "kernel splat: KASAN: slab-use-after-free in idr_for_each"}, Crash, "idr_for_each walk without RCU")
 	add(Merge([]Result{
 		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: Pass},
 		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: Hang, Reason: "scenario timed out after 1m0s in line 9: open h a.txt"},
-	}), Pass, "", "")
-	add(Result{Kernel: "debian:7.3", Variant: "v9", Config: "base", Scenario: "smoke-passthrough", Verdict: Skip, Reason: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"}, Pass, "", "")
+	}), Pass, "")
+	add(Result{Kernel: "debian:7.3", Variant: "v9", Config: "base", Scenario: "smoke-passthrough", Verdict: Skip, Reason: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"}, Pass, "")
 	return run
 }
 
@@ -59,20 +61,31 @@ func golden(t *testing.T, name string, got []byte) {
 func TestGoldenOutputs(t *testing.T) {
 	run := sampleRun()
 	dir := t.TempDir()
-	if err := run.WriteJSON(filepath.Join(dir, "results.json")); err != nil {
+	if err := run.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(filepath.Join(dir, "results.json"))
-	golden(t, "results.json", data)
+	for _, name := range []string{"results.json", "junit.xml", "summary.md"} {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		golden(t, name, data)
+	}
 	var b bytes.Buffer
-	run.WriteJUnit(&b)
-	golden(t, "junit.xml", b.Bytes())
-	b.Reset()
-	run.WriteMarkdown(&b)
-	golden(t, "summary.md", b.Bytes())
-	b.Reset()
 	run.WriteSummary(&b)
 	golden(t, "summary.txt", b.Bytes())
+}
+
+// TestWriteFilesGoesOn writes the files it can when one cannot be written.
+func TestWriteFilesGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "junit.xml"), 0o755) // a directory: the file cannot be created
+	err := sampleRun().WriteFiles(dir)
+	if err == nil || !strings.Contains(err.Error(), "junit.xml") {
+		t.Errorf("error %v, want one naming junit.xml", err)
+	}
+	for _, name := range []string{"results.json", "summary.md"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s not written: %v", name, err)
+		}
+	}
 }
 
 func TestExpectationCells(t *testing.T) {
@@ -97,11 +110,19 @@ func TestExpectationCells(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got, want)
 		}
 	}
-	// A known issue that stops reproducing is reported.
-	r := Result{Verdict: Pass}
-	r.Settle(Pass, Crash, "race")
-	if r.AsExpected || r.Cell() != "PASS (UNEXPECTED: known issue CRASH no longer reproduces)" {
-		t.Errorf("fixed known issue: %q", r.Cell())
+	// A known issue that stops reproducing is reported; a cell that could
+	// not be tested says only what it wanted.
+	for _, c := range []struct {
+		r    Result
+		want string
+	}{
+		{Result{Verdict: Pass, Expected: Crash, KnownIssue: "race"}, "PASS (UNEXPECTED: known issue CRASH no longer reproduces)"},
+		{Result{Verdict: Skip, Expected: Crash, KnownIssue: "race"}, "SKIP (UNEXPECTED, want CRASH)"},
+		{Result{Verdict: Infra, Expected: Crash, KnownIssue: "race"}, "INFRA (UNEXPECTED, want CRASH)"},
+	} {
+		if got := c.r.Cell(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
+		}
 	}
 	ok := &Run{Results: []Result{{Verdict: Pass, Expected: Pass, AsExpected: true}}}
 	if !ok.AllAsExpected() || (&Run{}).AllAsExpected() {

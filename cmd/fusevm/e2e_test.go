@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"fusevm/bisect"
 	"fusevm/events"
 	"fusevm/kernel"
 	"fusevm/report"
@@ -190,7 +191,7 @@ func TestEndToEndBisectSeries(t *testing.T) {
 	if code != exitFail {
 		t.Fatalf("bisect series: exit %d, want %d (regression found)\n%s\n%s", code, exitFail, stdout, stderr)
 	}
-	var rep seriesReport
+	var rep bisect.SeriesReport
 	data, _ := os.ReadFile(filepath.Join(out, "bisect.json"))
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)

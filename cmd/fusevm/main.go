@@ -10,7 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+
+	"fusevm/agent"
+	"fusevm/fusetestd"
 )
 
 // Exit codes.
@@ -39,7 +43,17 @@ commands:
 Run "fusevm <command> -h" for the flags of a command.
 `
 
+// main is multi-call: started under the name init (the guest's /init) it
+// is the guest agent, under the name fusetestd (the guest's
+// /bin/fusetestd) the test daemon, and otherwise the host CLI. So one
+// static binary is all a guest image needs (see package initramfs).
 func main() {
+	switch filepath.Base(os.Args[0]) {
+	case "init":
+		os.Exit(agent.Main(os.Args[1:]))
+	case "fusetestd":
+		os.Exit(fusetestd.Main(os.Args[1:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, os.Args[1:])

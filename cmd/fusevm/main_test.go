@@ -19,7 +19,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	fusevmBin = filepath.Join(dir, "fusevm")
-	if out, err := exec.Command("go", "build", "-o", fusevmBin, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", fusevmBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: it is also the guest's /init
+	if out, err := build.CombinedOutput(); err != nil {
 		panic(string(out))
 	}
 	code := m.Run()

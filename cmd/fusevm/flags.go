@@ -1,0 +1,120 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fusevm/harness"
+	"fusevm/kernel"
+	"fusevm/vmtest"
+)
+
+// common holds the flags shared by the commands that build and boot.
+type common struct {
+	cache   string
+	accel   string
+	jobs    int
+	verbose bool
+	out     string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.cache, "cache", kernel.DefaultCacheDir(), "cache directory (sources, builds, ccache, images)")
+	fs.StringVar(&c.accel, "accel", "auto", "QEMU accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	fs.IntVar(&c.jobs, "make-j", 0, "make -j for kernel builds (default: CPUs+1)")
+	fs.BoolVar(&c.verbose, "v", false, "stream the serial console")
+	fs.StringVar(&c.out, "out", "", "results directory (default results/<time>)")
+}
+
+// options are the harness settings of the flags: one VM at a time, every
+// scenario once.
+func (c *common) options(p *progress) (harness.Options, error) {
+	accel, err := vmtest.ParseAccel(c.accel)
+	if err != nil {
+		return harness.Options{}, usageError{err}
+	}
+	var console io.Writer
+	if c.verbose {
+		console = os.Stderr
+	}
+	return harness.Options{Cache: c.cache, MakeJobs: c.jobs, Accel: accel, Console: console, VMs: 1, Count: 1, Log: p}, nil
+}
+
+func (c *common) outDir() (string, error) {
+	dir := c.out
+	if dir == "" {
+		dir = filepath.Join("results", time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("results directory: %w", err)
+	}
+	return dir, nil
+}
+
+// finish writes results.json, junit.xml and summary.md, prints the
+// summary and returns the exit code: 2 when a kernel specification was
+// wrong, 1 when a result is unexpected or the run was interrupted.
+func finish(out *harness.Outcome, outDir string, interrupted error) (int, error) {
+	if err := out.Run.WriteFiles(outDir); err != nil {
+		return exitFail, err
+	}
+	out.Run.WriteSummary(os.Stdout)
+	fmt.Printf("\nresults: %s\n", outDir)
+	if interrupted != nil {
+		return exitFail, interrupted
+	}
+	for _, f := range out.Failures {
+		if errors.Is(f.Err, kernel.ErrBadSpec) {
+			return exitUsage, nil // the harness showed the error
+		}
+	}
+	if !out.Run.AllAsExpected() {
+		return exitFail, nil
+	}
+	return exitOK, nil
+}
+
+// parseError is the exit code and error of a failed flag parse: -h is no
+// error.
+func parseError(err error) (int, error) {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK, nil
+	}
+	return exitUsage, usageError{err}
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// rootPath resolves a relative path against the working directory when it
+// exists there, else against the fusevm source tree.
+func rootPath(root, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	return filepath.Join(root, path)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,325 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"fusevm/execute"
+	"fusevm/kernel"
+	"fusevm/plan"
+	"fusevm/report"
+	"fusevm/scenarios"
+	"fusevm/vmtest"
+)
+
+// Logger receives the progress of a run: the stages of kernel.Logger and
+// plain lines. It must be safe for concurrent use (VMs run in parallel).
+type Logger interface {
+	kernel.Logger
+	Printf(format string, a ...any)
+}
+
+// Bootable is a prepared variant: the files its VMs boot.
+type Bootable struct {
+	Kernel string
+	// Vmlinux is the unstripped kernel for decoding stacks; "" for a
+	// prebuilt kernel.
+	Vmlinux   string
+	Initramfs string
+}
+
+// Stages are the steps of a run that need the machine. Machine is the real
+// one.
+type Stages interface {
+	// Prepare makes a variant bootable. It fills info (the exact
+	// revision, the build key...) as far as it gets, also when it fails.
+	Prepare(ctx context.Context, v *plan.Variant, info *report.Kernel) (*Bootable, error)
+	// Execute runs a job's scenarios in VMs (execute.Run).
+	Execute(ctx context.Context, job execute.Job) (*execute.Outcome, error)
+}
+
+// Options are the settings of a run.
+type Options struct {
+	// Cache is the cache root: sources, builds, guest images, the KVM probe.
+	Cache string
+	// MakeJobs is make's -j for kernel builds; 0 for the CPUs + 1.
+	MakeJobs int
+	Accel    vmtest.Accel
+	// Console, if set, receives the serial consoles as they come.
+	Console io.Writer
+	// VMs is how many VMs run at once (at least 1).
+	VMs int
+	// Count is how many times every scenario runs (at least 1); repeats
+	// that disagree make the cell FLAKY.
+	Count int
+	// Isolate runs every scenario in a VM of its own, instead of one VM
+	// per variant (and repeat).
+	Isolate bool
+	// Subdirs puts each variant's console logs and events in a
+	// subdirectory of the run's directory named by plan.Variant.Dir;
+	// without it they go in the run's directory itself (one variant).
+	Subdirs bool
+	Log     Logger
+}
+
+// Harness runs plans.
+type Harness struct {
+	Options
+	Stages Stages
+}
+
+// New returns a harness that builds and boots on this machine.
+func New(o Options) *Harness {
+	return &Harness{Options: o, Stages: &Machine{Cache: o.Cache, MakeJobs: o.MakeJobs, Log: o.Log}}
+}
+
+// Failure is a variant, or one of its VM jobs, that could not run.
+type Failure struct {
+	Variant *plan.Variant
+	// Verdict is what its cells got: SKIP or INFRA.
+	Verdict report.Verdict
+	Err     error
+}
+
+// Outcome is a finished run.
+type Outcome struct {
+	// Run holds a kernel per variant and a result per variant and
+	// scenario (plus "(boot)" rows), in plan order.
+	Run      *report.Run
+	Failures []Failure
+}
+
+// vmJob is one VM run: some scenarios of a prepared variant.
+type vmJob struct {
+	variant int
+	v       *plan.Variant
+	b       *Bootable
+	version string // the kernel's version, for the progress line
+	ss      []scenarios.Scenario
+	dir     string
+	results []report.Result
+	// err says why the job did not run; verdict and reason are its cells'.
+	err     error
+	verdict report.Verdict
+	reason  string
+}
+
+// Run runs the plan and writes the VMs' consoles and events under outDir.
+// It prepares the variants one after another, then runs their VMs, VMs at
+// a time. When ctx is cancelled, what finished is kept and the rest
+// becomes INFRA cells.
+func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome {
+	run := &report.Run{Started: time.Now()}
+	out := &Outcome{Run: run}
+	raw := make([][]report.Result, len(p.Variants))
+	var jobs []*vmJob
+	for i, v := range p.Variants {
+		info := kernelInfo(v)
+		b, err := h.prepare(ctx, v, &info)
+		if err != nil {
+			verdict, reason := h.failure(ctx, v, err)
+			if verdict == report.Skip {
+				info.BuildError = err.Error()
+			}
+			out.Failures = append(out.Failures, Failure{Variant: v, Verdict: verdict, Err: err})
+			raw[i] = cells(p.Scenarios, verdict, reason)
+		} else {
+			jobs = append(jobs, h.jobs(i, v, b, info.Version, p.Scenarios, outDir)...)
+		}
+		run.Kernels = append(run.Kernels, info)
+	}
+	h.schedule(ctx, jobs)
+	for _, j := range jobs {
+		if j.err != nil {
+			out.Failures = append(out.Failures, Failure{Variant: j.v, Verdict: j.verdict, Err: j.err})
+			j.results = cells(j.ss, j.verdict, j.reason)
+		}
+		raw[j.variant] = append(raw[j.variant], j.results...)
+	}
+	for i, v := range p.Variants {
+		run.Results = append(run.Results, settle(v, p.Scenarios, raw[i])...)
+	}
+	run.Finished = time.Now()
+	return out
+}
+
+// prepare prepares a variant unless the run was interrupted.
+func (h *Harness) prepare(ctx context.Context, v *plan.Variant, info *report.Kernel) (*Bootable, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("not prepared: %w", err)
+	}
+	return h.Stages.Prepare(ctx, v, info)
+}
+
+// kernelInfo is what results.json says of a variant before it is prepared.
+func kernelInfo(v *plan.Variant) report.Kernel {
+	k := report.Kernel{Name: v.Kernel.Name, Spec: v.Kernel.Spec, Variant: v.Name, Config: v.Config, Claims: v.Claims}
+	if v.Kernel.Prebuilt() {
+		k.Spec, k.Prebuilt = v.Kernel.Image, true
+	}
+	if v.Series != nil {
+		for _, pt := range v.Series.Patches {
+			k.Patches = append(k.Patches, pt.Name)
+		}
+	}
+	return k
+}
+
+// classify gives the verdict and reason of the cells of a variant or VM
+// job that failed with err: SKIP when the variant is at fault (a patch
+// does not apply, a config option does not survive, the build fails),
+// INFRA otherwise (source, image, guest image, QEMU, an interruption).
+func classify(ctx context.Context, err error) (report.Verdict, string) {
+	if ctx.Err() != nil {
+		return report.Infra, "interrupted: " + err.Error()
+	}
+	var ae *kernel.ApplyError
+	var be *kernel.BuildError
+	var ce *kernel.ConfigError
+	if errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &ce) {
+		return report.Skip, err.Error()
+	}
+	return report.Infra, err.Error()
+}
+
+// failure classifies the error of a variant or VM job and shows it.
+func (h *Harness) failure(ctx context.Context, v *plan.Variant, err error) (report.Verdict, string) {
+	verdict, reason := classify(ctx, err)
+	h.Log.Printf("%s %s: %s: %s", v.Kernel.Name, v.Label(), verdict, reason)
+	var be *kernel.BuildError
+	if errors.As(err, &be) && be.Tail != "" {
+		h.Log.Printf("last lines of the build log:\n%s", be.Tail)
+	}
+	return verdict, reason
+}
+
+// cells gives each of the scenarios ss the verdict and reason of a failure.
+func cells(ss []scenarios.Scenario, verdict report.Verdict, reason string) []report.Result {
+	rs := make([]report.Result, len(ss))
+	for i, s := range ss {
+		rs[i] = report.Result{Scenario: s.Name, Verdict: verdict, Reason: reason}
+	}
+	return rs
+}
+
+// jobs splits a prepared variant's work into VM runs: per repeat, one for
+// all scenarios, or one per scenario with Isolate.
+func (h *Harness) jobs(i int, v *plan.Variant, b *Bootable, version string, ss []scenarios.Scenario, outDir string) []*vmJob {
+	base := outDir
+	if h.Subdirs {
+		base = filepath.Join(outDir, v.Dir())
+	}
+	groups := [][]scenarios.Scenario{ss}
+	if h.Isolate {
+		groups = nil
+		for _, s := range ss {
+			groups = append(groups, []scenarios.Scenario{s})
+		}
+	}
+	var out []*vmJob
+	for rep := 1; rep <= max(h.Count, 1); rep++ {
+		for _, g := range groups {
+			dir := base
+			if h.Isolate {
+				dir = filepath.Join(dir, g[0].Name)
+			}
+			if h.Count > 1 {
+				dir = filepath.Join(dir, fmt.Sprintf("run%d", rep))
+			}
+			out = append(out, &vmJob{variant: i, v: v, b: b, version: version, ss: g, dir: dir})
+		}
+	}
+	return out
+}
+
+// schedule runs the jobs, VMs at a time, in order. Jobs not started when
+// ctx is cancelled fail with the interruption.
+func (h *Harness) schedule(ctx context.Context, jobs []*vmJob) {
+	sem := make(chan struct{}, max(h.VMs, 1))
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			j.err = fmt.Errorf("its VM did not start: %w", err)
+			j.verdict, j.reason = h.failure(ctx, j.v, j.err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h.boot(ctx, j)
+		}()
+	}
+	wg.Wait()
+}
+
+// boot runs one VM job.
+func (h *Harness) boot(ctx context.Context, j *vmJob) {
+	what := fmt.Sprintf("boot %s %s (%d scenarios)", j.version, j.v.Label(), len(j.ss))
+	h.Log.Stage(what)
+	start := time.Now()
+	opts := []vmtest.Option{
+		vmtest.WithAccel(h.Accel),
+		vmtest.WithProbeCache(filepath.Join(h.Cache, "kvm-probe.json")),
+		vmtest.WithWorkDir(j.dir),
+		vmtest.WithAppend(j.v.Boot.Cmdline...),
+	}
+	if j.v.Boot.CPUs > 0 {
+		opts = append(opts, vmtest.WithCPUs(j.v.Boot.CPUs))
+	}
+	o, err := h.Stages.Execute(ctx, execute.Job{
+		Kernel: j.b.Kernel, Vmlinux: j.b.Vmlinux, Initramfs: j.b.Initramfs,
+		Scenarios: j.ss, Claims: j.v.Claims, Params: j.v.Params,
+		OutDir: j.dir, Console: h.Console, VMOptions: opts,
+	})
+	if err != nil {
+		j.err = fmt.Errorf("VM: %w", err)
+		j.verdict, j.reason = h.failure(ctx, j.v, j.err)
+		return
+	}
+	if len(o.VMs) > 1 {
+		what += fmt.Sprintf(", %d VMs", len(o.VMs))
+	}
+	if len(o.VMs) > 0 {
+		what += " under " + o.VMs[0].Accel.String()
+	}
+	h.Log.Done(what, time.Since(start))
+	j.results = append(o.Results, o.Boot...)
+}
+
+// settle merges the repeats of each of a variant's scenarios and settles
+// every result: the scenarios in plan order, then the other rows ("(boot)")
+// in the order they came.
+func settle(v *plan.Variant, ss []scenarios.Scenario, rs []report.Result) []report.Result {
+	var order []string
+	groups := map[string][]report.Result{}
+	for _, s := range ss {
+		order = append(order, s.Name)
+		groups[s.Name] = nil
+	}
+	for _, r := range rs {
+		if _, ok := groups[r.Scenario]; !ok {
+			order = append(order, r.Scenario)
+		}
+		groups[r.Scenario] = append(groups[r.Scenario], r)
+	}
+	var out []report.Result
+	for _, name := range order {
+		if len(groups[name]) == 0 {
+			continue
+		}
+		m := report.Merge(groups[name])
+		v.Settle(&m)
+		out = append(out, m)
+	}
+	return out
+}

@@ -1,0 +1,414 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fusevm/execute"
+	"fusevm/kernel"
+	"fusevm/plan"
+	"fusevm/report"
+	"fusevm/scenarios"
+	"fusevm/vmtest"
+)
+
+// root is the fusevm source tree (the shipped configs and series).
+var root = filepath.Join("..")
+
+// logger records progress lines.
+type logger struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logger) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, s)
+}
+func (l *logger) Stage(what string)                 { l.add("stage " + what) }
+func (l *logger) Progress(string)                   {}
+func (l *logger) Done(what string, _ time.Duration) { l.add("done " + what) }
+func (l *logger) Printf(format string, a ...any)    { l.add(fmt.Sprintf(format, a...)) }
+
+func (l *logger) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// fake stands in for building and booting. Variants are looked up by name.
+type fake struct {
+	mu sync.Mutex
+	// prepareErr fails the preparation of these variants.
+	prepareErr map[string]error
+	// executeErr fails the VMs of these variants.
+	executeErr map[string]error
+	// verdict gives the verdict of a scenario on a variant in the n-th
+	// VM job of that variant (n from 1); PASS when it returns "".
+	verdict func(variant, scenario string, n int) report.Verdict
+	// boot adds a "(boot)" CRASH row to every VM of these variants.
+	boot map[string]bool
+	// during, if set, runs inside every Execute call.
+	during func(ctx context.Context, job execute.Job)
+
+	events  []string // "prepare v", "execute v [scenarios] dir"
+	calls   map[string]int
+	active  int
+	maxLive int
+}
+
+func (f *fake) Prepare(_ context.Context, v *plan.Variant, info *report.Kernel) (*Bootable, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, "prepare "+v.Name)
+	info.Identity, info.Version = "fake "+v.Kernel.Spec, "7.3.4"
+	if err := f.prepareErr[v.Name]; err != nil {
+		return nil, err
+	}
+	info.Key = "key-" + v.Name
+	return &Bootable{Kernel: "bzImage-" + v.Name, Initramfs: "initramfs.cpio"}, nil
+}
+
+func (f *fake) Execute(ctx context.Context, job execute.Job) (*execute.Outcome, error) {
+	variant := strings.TrimPrefix(job.Kernel, "bzImage-")
+	var names []string
+	for _, s := range job.Scenarios {
+		names = append(names, s.Name)
+	}
+	f.mu.Lock()
+	f.events = append(f.events, fmt.Sprintf("execute %s %v %s", variant, names, job.OutDir))
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[variant]++
+	n := f.calls[variant]
+	f.active++
+	f.maxLive = max(f.maxLive, f.active)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.active--
+		f.mu.Unlock()
+	}()
+	if f.during != nil {
+		f.during(ctx, job)
+	}
+	if err := f.executeErr[variant]; err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o := &execute.Outcome{VMs: []*vmtest.Result{{Accel: vmtest.AccelTCG}}}
+	for _, s := range job.Scenarios {
+		r := report.Result{Scenario: s.Name, Verdict: report.Pass, ConsoleLog: filepath.Join(job.OutDir, "console.log")}
+		if f.verdict != nil {
+			if v := f.verdict(variant, s.Name, n); v != "" {
+				r.Verdict, r.Reason = v, "the fake says "+string(v)
+			}
+		}
+		o.Results = append(o.Results, r)
+	}
+	if f.boot[variant] {
+		o.Boot = append(o.Boot, report.Result{Scenario: execute.BootScenario, Verdict: report.Crash, Reason: "outside any scenario: kernel report: WARNING"})
+	}
+	return o, nil
+}
+
+// testPlan is a plan of the named variants of the 7.3 series ("baseline"
+// or a version) on a fake kernel, running the given built-in scenarios
+// (all PASS expected except the reproducers of the baseline).
+func testPlan(t *testing.T, scen []string, variants ...string) *plan.Plan {
+	t.Helper()
+	ss, err := scenarios.Load(scen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &plan.Plan{Scenarios: ss}
+	for _, name := range variants {
+		s := plan.Spec{Kernel: plan.Kernel{Name: "k", Spec: "fake:1"}, Config: "base", Name: name}
+		if name != "baseline" {
+			s.Series = filepath.Join(root, "patches", "fuse-passthrough-recovery", "7.3", "v2")
+		}
+		v, err := plan.NewVariant(root, s, ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Variants = append(p.Variants, v)
+	}
+	return p
+}
+
+func newHarness(f *fake, o Options) (*Harness, *logger) {
+	l := &logger{}
+	o.Log = l
+	return &Harness{Options: o, Stages: f}, l
+}
+
+// cells indexes results by "variant/scenario".
+func cellsOf(run *report.Run) map[string]report.Result {
+	out := map[string]report.Result{}
+	for _, r := range run.Results {
+		out[r.Variant+"/"+r.Scenario] = r
+	}
+	return out
+}
+
+// TestFailuresBecomeCells: a variant that does not apply, one whose source
+// cannot be fetched, one whose VM cannot start and one with a bad spec each
+// get a cell per scenario with the cause; the good variant still runs, and
+// the three output files are written.
+func TestFailuresBecomeCells(t *testing.T) {
+	apply := &kernel.ApplyError{Patch: "0001-a.patch", File: "fs/fuse/dev.c", Hunk: "#1 @@ -1,3 +1,3 @@"}
+	build := &kernel.BuildError{Stage: "compile", File: "fs/fuse/backing.c", Msg: "error: x undeclared", Tail: "CC fs/fuse/backing.o\nerror: x undeclared"}
+	f := &fake{
+		prepareErr: map[string]error{
+			"noapply": apply,
+			"nobuild": build,
+			"nofetch": fmt.Errorf("source: %w", errors.New("tarball linux.tar.xz is corrupt")),
+			"badspec": fmt.Errorf("source: %w", kernel.ErrBadSpec),
+		},
+		executeErr: map[string]error{"noqemu": errors.New("qemu-system-x86_64: executable file not found in $PATH")},
+	}
+	h, log := newHarness(f, Options{VMs: 2, Count: 1, Subdirs: true})
+	p := testPlan(t, []string{"smoke-passthrough", "leak-after-restart"}, "baseline", "noapply", "nobuild", "nofetch", "noqemu", "badspec", "good")
+	out := h.Run(context.Background(), p, t.TempDir())
+
+	if len(out.Run.Kernels) != 7 || len(out.Run.Results) != 14 {
+		t.Fatalf("%d kernels, %d results; want 7 and 14", len(out.Run.Kernels), len(out.Run.Results))
+	}
+	cells := cellsOf(out.Run)
+	for _, c := range []struct {
+		variant string
+		verdict report.Verdict
+		reason  string
+	}{
+		{"baseline", report.Fail, "the fake says FAIL"},
+		{"noapply", report.Skip, "patch 0001-a.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
+		{"nobuild", report.Skip, "kernel compile failed in fs/fuse/backing.c: error: x undeclared"},
+		{"nofetch", report.Infra, "source: tarball linux.tar.xz is corrupt"},
+		{"noqemu", report.Infra, "VM: qemu-system-x86_64: executable file not found in $PATH"},
+		{"badspec", report.Infra, "source: bad kernel source"},
+		{"good", report.Pass, ""},
+	} {
+		r := cells[c.variant+"/leak-after-restart"]
+		if c.variant == "baseline" {
+			continue // checked below: the fake passes it
+		}
+		if r.Verdict != c.verdict || r.Reason != c.reason || r.AsExpected != (c.verdict == report.Pass) {
+			t.Errorf("%s: %s %q (as expected %v), want %s %q", c.variant, r.Verdict, r.Reason, r.AsExpected, c.verdict, c.reason)
+		}
+	}
+	// The baseline ran: the reproducer passing there is unexpected.
+	if r := cells["baseline/leak-after-restart"]; r.Verdict != report.Pass || r.AsExpected || r.Expected != report.Fail {
+		t.Errorf("baseline: %+v", r)
+	}
+	var failed []string
+	for _, fl := range out.Failures {
+		failed = append(failed, fl.Variant.Name+":"+string(fl.Verdict))
+	}
+	if want := []string{"noapply:SKIP", "nobuild:SKIP", "nofetch:INFRA", "badspec:INFRA", "noqemu:INFRA"}; !reflect.DeepEqual(failed, want) {
+		t.Errorf("failures %v, want %v", failed, want)
+	}
+	if !errors.Is(out.Failures[3].Err, kernel.ErrBadSpec) {
+		t.Errorf("the bad spec's error lost its cause: %v", out.Failures[3].Err)
+	}
+	byVariant := map[string]report.Kernel{}
+	for _, k := range out.Run.Kernels {
+		byVariant[k.Variant] = k
+	}
+	if byVariant["noapply"].BuildError == "" || byVariant["nofetch"].BuildError != "" || byVariant["good"].Key != "key-good" || byVariant["nofetch"].Identity != "fake fake:1" {
+		t.Errorf("kernels: %+v", out.Run.Kernels)
+	}
+	if len(byVariant["good"].Patches) != 2 || !reflect.DeepEqual(byVariant["good"].Claims, []string{"close_all_ioctl", "same_inode_reuse"}) {
+		t.Errorf("good kernel: %+v", byVariant["good"])
+	}
+	logs := log.text()
+	for _, want := range []string{
+		"k noapply: SKIP: patch 0001-a.patch does not apply",
+		"k nobuild: SKIP: kernel compile failed",
+		"last lines of the build log:\nCC fs/fuse/backing.o",
+		"k nofetch: INFRA: source: tarball linux.tar.xz is corrupt",
+		"k noqemu: INFRA: VM: qemu-system-x86_64",
+		"done boot 7.3.4 good (2 scenarios) under tcg",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("progress lacks %q:\n%s", want, logs)
+		}
+	}
+	// Every output is written, the failures included.
+	dir := t.TempDir()
+	if err := out.Run.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	junit, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	summary, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if !strings.Contains(string(junit), `<testsuite name="k nofetch" tests="2" failures="2">`) || !strings.Contains(string(summary), "**INFRA** (want PASS)") {
+		t.Errorf("outputs:\n%s\n%s", junit, summary)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results.json")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestScheduling prepares every variant before the first VM, runs at most
+// VMs of them at once, one per variant in its own directory, and returns
+// the results in plan order whatever order the VMs finish in.
+func TestScheduling(t *testing.T) {
+	f := &fake{during: func(context.Context, execute.Job) { time.Sleep(20 * time.Millisecond) }}
+	h, _ := newHarness(f, Options{VMs: 2, Count: 1, Subdirs: true})
+	names := []string{"a", "b", "c", "d", "e"}
+	p := testPlan(t, []string{"smoke-passthrough", "stale-id"}, names...)
+	dir := t.TempDir()
+	out := h.Run(context.Background(), p, dir)
+	if f.maxLive != 2 {
+		t.Errorf("%d VMs at once, want 2", f.maxLive)
+	}
+	for i, e := range f.events {
+		if strings.HasPrefix(e, "prepare") != (i < len(names)) {
+			t.Errorf("event %d is %q: every preparation comes before the VMs", i, e)
+		}
+	}
+	var order []string
+	for _, r := range out.Run.Results {
+		order = append(order, r.Variant+"/"+r.Scenario)
+	}
+	want := []string{"a/smoke-passthrough", "a/stale-id", "b/smoke-passthrough", "b/stale-id", "c/smoke-passthrough", "c/stale-id", "d/smoke-passthrough", "d/stale-id", "e/smoke-passthrough", "e/stale-id"}
+	if !reflect.DeepEqual(order, want) {
+		t.Errorf("results %v, want %v", order, want)
+	}
+	if !out.Run.AllAsExpected() || len(out.Failures) != 0 {
+		t.Errorf("failures %v", out.Failures)
+	}
+	if !slices.Contains(f.events, fmt.Sprintf("execute c [smoke-passthrough stale-id] %s", filepath.Join(dir, p.Variants[2].Dir()))) {
+		t.Errorf("events %v", f.events)
+	}
+}
+
+// TestRepeatsAndIsolate runs every scenario three times, each in a VM of
+// its own, and merges the repeats: agreeing ones keep their verdict and
+// list the runs, disagreeing ones are FLAKY, and a "(boot)" row is kept.
+func TestRepeatsAndIsolate(t *testing.T) {
+	f := &fake{
+		verdict: func(variant, scenario string, n int) report.Verdict {
+			// Jobs run in order: per repeat, one per scenario (two), so
+			// stale-id's repeats are jobs 2, 4 and 6.
+			if scenario == "stale-id" && n == 4 {
+				return report.Hang
+			}
+			return ""
+		},
+		boot: map[string]bool{"v2": true},
+	}
+	h, _ := newHarness(f, Options{VMs: 1, Count: 3, Isolate: true})
+	p := testPlan(t, []string{"smoke-passthrough", "stale-id"}, "v2")
+	dir := t.TempDir()
+	out := h.Run(context.Background(), p, dir)
+	var got []string
+	for _, r := range out.Run.Results {
+		got = append(got, fmt.Sprintf("%s %s %v %v", r.Scenario, r.Verdict, r.Runs, r.AsExpected))
+	}
+	want := []string{
+		"smoke-passthrough PASS [PASS PASS PASS] true",
+		"stale-id FLAKY [PASS HANG PASS] false",
+		"(boot) CRASH [CRASH CRASH CRASH CRASH CRASH CRASH] false",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if r := out.Run.Results[1]; r.Reason != "repeats disagree (PASS x2, HANG x1): the fake says HANG" || r.Expected != report.Pass {
+		t.Errorf("flaky cell: %+v", r)
+	}
+	if len(f.events) != 1+6 || f.events[2] != fmt.Sprintf("execute v2 [stale-id] %s", filepath.Join(dir, "stale-id", "run1")) {
+		t.Errorf("events %v", f.events)
+	}
+}
+
+// TestInterrupt cancels the run during the first VM: what finished is
+// kept, the VM that was running and those not started are INFRA, and
+// every cell is there.
+func TestInterrupt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &fake{during: func(_ context.Context, job execute.Job) {
+		if strings.HasSuffix(job.Kernel, "-b") {
+			cancel()
+		}
+	}}
+	h, _ := newHarness(f, Options{VMs: 1, Count: 1, Subdirs: true})
+	p := testPlan(t, []string{"smoke-passthrough"}, "v-a", "v-b", "v-c")
+	out := h.Run(ctx, p, t.TempDir())
+	var got []string
+	for _, r := range out.Run.Results {
+		got = append(got, r.Variant+" "+string(r.Verdict)+" "+r.Reason)
+	}
+	want := []string{
+		"v-a PASS ",
+		"v-b INFRA interrupted: VM: context canceled",
+		"v-c INFRA interrupted: its VM did not start: context canceled",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Cancelled before preparing: nothing is prepared, every cell is there.
+	f = &fake{}
+	h.Stages = f
+	out = h.Run(ctx, p, t.TempDir())
+	if len(out.Run.Results) != 3 || len(f.events) != 0 || out.Run.Results[0].Reason != "interrupted: not prepared: context canceled" || len(out.Run.Kernels) != 3 {
+		t.Errorf("after the interrupt: events %v results %+v", f.events, out.Run.Results)
+	}
+}
+
+// TestSeriesTester runs bisection targets: the whole version, then a
+// prefix of its patches, each in a directory of its own, with the claims
+// (and so the expectations) of the patches applied.
+func TestSeriesTester(t *testing.T) {
+	f := &fake{}
+	h, _ := newHarness(f, Options{VMs: 1, Count: 1})
+	p := testPlan(t, []string{"leak-after-restart", "reopen-after-restart"}, "v2")
+	dir := t.TempDir()
+	st := &SeriesTester{Harness: h, Versions: p.Variants, Scenarios: p.Scenarios, Dir: dir}
+	rs, err := st.Test(context.Background(), 0, -1, nil)
+	if err != nil || len(rs) != 2 || !rs[0].AsExpected || !rs[1].AsExpected {
+		t.Fatalf("whole version: %+v %v", rs, err)
+	}
+	for run := 1; run <= 2; run++ {
+		rs, err = st.Test(context.Background(), 0, 1, []string{"reopen-after-restart"})
+		if err != nil || len(rs) != 1 || rs[0].Variant != "v2[1]" {
+			t.Fatalf("prefix: %+v %v", rs, err)
+		}
+	}
+	// v2's first patch does not claim same_inode_reuse: the reproducer
+	// passing there is unexpected.
+	if rs[0].Expected != report.Fail || rs[0].AsExpected {
+		t.Errorf("prefix expectation: %+v", rs[0])
+	}
+	want := fmt.Sprintf("execute v2[1] [reopen-after-restart] %s", filepath.Join(dir, "v2-first-1", "run2"))
+	if f.events[len(f.events)-1] != want {
+		t.Errorf("last event %q, want %q", f.events[len(f.events)-1], want)
+	}
+	console := filepath.Join(dir, "console.log")
+	os.WriteFile(console, []byte("boot\nfusevm: scenario leak-after-restart start\nstep 1\nstep 2\nfusevm: scenario leak-after-restart end\n"), 0o644)
+	for _, c := range []struct {
+		r    report.Result
+		want string
+	}{
+		{report.Result{SplatText: "BUG: KASAN", Reason: "kernel report"}, "BUG: KASAN"},
+		{report.Result{Scenario: "leak-after-restart", Reason: "line 9: EBUSY", ConsoleLog: console}, "line 9: EBUSY\nstep 1\nstep 2"},
+		{report.Result{Reason: "no console", ConsoleLog: filepath.Join(dir, "nosuch")}, "no console"},
+	} {
+		if got := st.Excerpt(c.r); got != c.want {
+			t.Errorf("excerpt %q, want %q", got, c.want)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"fusevm/plan"
+	"fusevm/report"
+	"fusevm/scenarios"
+	"fusevm/vmtest/splat"
+)
+
+// SeriesTester runs the targets of a series bisection (it is a
+// bisect.Tester): version i is Versions[i], and a prefix of its patches
+// is made by plan.Variant.Prefix. Each call runs in a directory of its
+// own under Dir: <version>/run<N>, or <version>-first-<k>/run<N>.
+type SeriesTester struct {
+	Harness   *Harness
+	Versions  []*plan.Variant
+	Scenarios []scenarios.Scenario
+	Dir       string
+	runs      map[string]int
+}
+
+// Test runs the named scenarios (all when names is nil) once on version
+// with its first patches (all when patches < 0).
+func (t *SeriesTester) Test(ctx context.Context, version, patches int, names []string) ([]report.Result, error) {
+	v := t.Versions[version]
+	key := v.Name
+	if patches >= 0 {
+		p, err := v.Prefix(patches)
+		if err != nil {
+			return nil, fmt.Errorf("%s, first %d patches: %w", v.Name, patches, err)
+		}
+		v, key = p, fmt.Sprintf("%s-first-%d", v.Name, patches)
+	}
+	ss := t.Scenarios
+	if names != nil {
+		ss = slices.DeleteFunc(slices.Clone(ss), func(s scenarios.Scenario) bool { return !slices.Contains(names, s.Name) })
+	}
+	if t.runs == nil {
+		t.runs = map[string]int{}
+	}
+	t.runs[key]++
+	out := t.Harness.Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, filepath.Join(t.Dir, key, fmt.Sprintf("run%d", t.runs[key])))
+	return out.Run.Results, nil
+}
+
+// Excerpt is r's kernel report, or its reason and the last 20 console
+// lines of its scenario.
+func (t *SeriesTester) Excerpt(r report.Result) string {
+	if r.SplatText != "" {
+		return r.SplatText
+	}
+	console, err := os.ReadFile(r.ConsoleLog)
+	if err != nil {
+		return r.Reason
+	}
+	lines := splat.Section(console, r.Scenario)
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	return r.Reason + "\n" + strings.Join(lines, "\n")
+}
