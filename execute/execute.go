@@ -208,11 +208,14 @@ func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, 
 			j.done = min(j.done, i+1)
 		case !anyStarted:
 			r.Verdict, r.Reason = vmVerdict(vm)
-			r.Reason = "before any scenario ran: " + r.Reason
 			if tail := consoleTail(vm.Console, 5); tail != "" {
 				r.Reason += "; console ends: " + tail
 			}
-			reps = splats[""]
+			if reps = splats[""]; len(reps) > 0 {
+				crash(&r, reps[0], vmlinux)
+				reps = nil
+			}
+			r.Reason = "before any scenario ran: " + r.Reason
 		default:
 			r.Verdict = report.Skip
 			r.Reason = "not run: the VM ended during an earlier scenario"

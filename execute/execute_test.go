@@ -1,8 +1,11 @@
 package execute
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,52 +29,54 @@ func ev(kind events.Kind, scenario, verdict, detail string) events.Event {
 	return events.Event{Time: time.Unix(100, 0), Kind: kind, Scenario: scenario, Verdict: verdict, Detail: detail}
 }
 
-const warnConsole = `[    1.000000] fusevm: scenario a start
-[    1.100000] fusevm: scenario a end
-[    1.200000] fusevm: scenario b start
-[    1.300000] ------------[ cut here ]------------
-[    1.300001] WARNING: CPU: 0 PID: 50 at fs/fuse/iomode.c:106 fuse_inode_uncached_io_start+0x50/0x60
-[    1.300002] Modules linked in:
-[    1.300003] CPU: 0 PID: 50 Comm: fusetestd Not tainted 7.3.4 #1
-[    1.300004] RIP: 0010:fuse_inode_uncached_io_start+0x50/0x60
-[    1.300005] Call Trace:
-[    1.300006]  <TASK>
-[    1.300007]  fuse_file_io_open+0x30/0x90
-[    1.300008]  </TASK>
-[    1.300009] ---[ end trace 0000000000000000 ]---
-[    1.400000] fusevm: scenario b end
-`
+// goldenConsole returns the console of one of the splat scanner's golden
+// logs: consoles of kernels fusevm built, with the fault-injection series.
+func goldenConsole(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "vmtest", "splat", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, console, ok := bytes.Cut(data, []byte("\n\n"))
+	if !ok {
+		t.Fatalf("%s: no header", name)
+	}
+	return console
+}
 
-func TestJudgeSplatBecomesCrash(t *testing.T) {
+func TestJudgeReportBecomesCrash(t *testing.T) {
 	evs := []events.Event{
 		ev(events.Hello, "", "", "7.3.4"),
-		ev(events.ScenarioStart, "a", "", ""), ev(events.ScenarioEnd, "a", "PASS", ""),
-		ev(events.ScenarioStart, "b", "", ""), ev(events.ScenarioEnd, "b", "PASS", ""),
+		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", "PASS", ""),
 		ev(events.Done, "", "", ""),
 	}
-	rs := judge(scen("a", "b"), evs, &vmtest.Result{Accel: vmtest.AccelTCG, Exit: vmtest.GuestShutdown, Console: []byte(warnConsole)}, "").results
-	if rs[0].Verdict != report.Pass {
-		t.Errorf("a: %+v", rs[0])
+	ss := scen("fault-warn")
+	j := judge(ss, evs, &vmtest.Result{Accel: vmtest.AccelTCG, Exit: vmtest.GuestShutdown, Console: goldenConsole(t, "debian-7.3-base-warn.log")}, "")
+	r := j.results[0]
+	if r.Verdict != report.Crash || r.Splat != "WARNING in fusevm_fault_inject" || r.SplatText == "" {
+		t.Errorf("fault-warn: %+v", r)
 	}
-	if rs[1].Verdict != report.Crash || rs[1].Splat == "" || rs[1].SplatText == "" {
-		t.Errorf("b: %+v", rs[1])
+	if r.Accel != "tcg" || j.done != 1 || len(j.boot) != 0 {
+		t.Errorf("accel %q, done %d, boot %v", r.Accel, j.done, j.boot)
 	}
-	if rs[0].Accel != "tcg" {
-		t.Errorf("accel %q", rs[0].Accel)
+	// The same scenario on a console whose kernel reported nothing passes.
+	clean := judge(ss, evs, &vmtest.Result{Exit: vmtest.GuestShutdown, Console: goldenConsole(t, "debian-7.3-base-lockdep.log")}, "")
+	if clean.results[0].Verdict != report.Pass {
+		t.Errorf("clean console: %+v", clean.results[0])
 	}
 }
 
 func TestJudgeVMDeath(t *testing.T) {
-	panicConsole := "[    1.0] fusevm: scenario a start\n[    1.1] Kernel panic - not syncing: Fatal exception\n"
-	evs := []events.Event{ev(events.Hello, "", "", ""), ev(events.ScenarioStart, "a", "", "")}
-	rs := judge(scen("a", "b"), evs, &vmtest.Result{Exit: vmtest.GuestPanicked, Console: []byte(panicConsole)}, "").results
-	if rs[0].Verdict != report.Crash {
-		t.Errorf("a (panicked in it): %+v", rs[0])
+	null := goldenConsole(t, "debian-7.3-base-null.log")
+	evs := []events.Event{ev(events.Hello, "", "", ""), ev(events.ScenarioStart, "fault-null", "", "")}
+	j := judge(scen("fault-null", "b"), evs, &vmtest.Result{Exit: vmtest.GuestPanicked, Console: null}, "")
+	if r := j.results[0]; r.Verdict != report.Crash || r.Splat != "BUG: kernel NULL pointer dereference in fusevm_fault_inject" {
+		t.Errorf("fault-null (the kernel died in it): %+v", r)
 	}
-	if rs[1].Verdict != report.Skip {
-		t.Errorf("b (never reached): %+v", rs[1])
+	if j.done != 1 {
+		t.Errorf("done %d: b must run again in a fresh VM", j.done)
 	}
-	rs = judge(scen("a"), evs, &vmtest.Result{Exit: vmtest.SilenceTimeout}, "").results
+	rs := judge(scen("a"), evs[:1], &vmtest.Result{Exit: vmtest.SilenceTimeout}, "").results
 	if rs[0].Verdict != report.Hang {
 		t.Errorf("silence: %+v", rs[0])
 	}
@@ -83,10 +88,36 @@ func TestJudgeVMDeath(t *testing.T) {
 	if rs[0].Verdict != report.Hang {
 		t.Errorf("boot timeout: %+v", rs[0])
 	}
-	bootPanic := "[    0.5] Kernel panic - not syncing: VFS: Unable to mount root fs\n"
-	rs = judge(scen("a"), nil, &vmtest.Result{Exit: vmtest.GuestPanicked, Console: []byte(bootPanic)}, "").results
-	if rs[0].Verdict != report.Crash || rs[0].Splat == "" {
-		t.Errorf("boot panic: %+v", rs[0])
+	boot := goldenConsole(t, "debian-7.3-base-boot-no-initramfs.log")
+	rs = judge(scen("a", "b"), nil, &vmtest.Result{Exit: vmtest.GuestPanicked, Console: boot}, "").results
+	for _, r := range rs {
+		if r.Verdict != report.Crash || r.Splat != "kernel panic: No working init found" ||
+			r.Reason != "before any scenario ran: kernel report: kernel panic: No working init found" {
+			t.Errorf("boot panic: %+v", r)
+		}
+	}
+}
+
+// TestJudgeReportOutsideScenarios: a report printed after the last
+// scenario ended is the variant's, as a (boot) result.
+func TestJudgeReportOutsideScenarios(t *testing.T) {
+	warn := goldenConsole(t, "debian-7.3-base-warn.log")
+	// Move the scenario's end marker above the report.
+	start := bytes.Index(warn, []byte("fusevm: scenario fault-warn start"))
+	end := start + bytes.IndexByte(warn[start:], '\n') + 1
+	moved := append(append(append([]byte{}, warn[:end]...), []byte("[    3.800000] fusevm: scenario fault-warn end\n")...), warn[end:]...)
+	evs := []events.Event{
+		ev(events.Hello, "", "", ""),
+		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", "PASS", ""),
+		ev(events.Done, "", "", ""),
+	}
+	j := judge(scen("fault-warn"), evs, &vmtest.Result{Exit: vmtest.GuestShutdown, Console: moved}, "")
+	if j.results[0].Verdict != report.Pass {
+		t.Errorf("fault-warn: %+v", j.results[0])
+	}
+	if len(j.boot) != 1 || j.boot[0].Scenario != BootScenario || j.boot[0].Verdict != report.Crash ||
+		!strings.HasPrefix(j.boot[0].Reason, "outside any scenario: ") {
+		t.Errorf("boot results: %+v", j.boot)
 	}
 }
 

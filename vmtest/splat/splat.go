@@ -304,6 +304,11 @@ var matchers = []*matcher{
 			if i := strings.Index(msg, " exitcode="); i >= 0 {
 				msg = msg[:i]
 			}
+			// The first sentence names the panic; advice follows it.
+			if i := strings.Index(msg, ". "); i > 0 {
+				msg = msg[:i]
+			}
+			msg = strings.TrimSuffix(msg, ".")
 			return "kernel panic: " + msg
 		},
 	},
@@ -348,6 +353,10 @@ var unknownMatcher = &matcher{
 	kind: Unknown, end: endTrace,
 	title: func(s *scanner, b block, m []string) string {
 		first := strings.TrimSpace(m[0])
+		if cutHereRe.MatchString(first) && b.head+1 < b.end {
+			// The marker says nothing; the line below it does.
+			first = strings.TrimSpace(s.lines[b.head+1].msg)
+		}
 		if len(first) > 160 {
 			first = first[:160]
 		}

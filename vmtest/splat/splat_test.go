@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -118,14 +119,20 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestTextBounds checks where splat texts start and end on two shapes.
-func TestTextBounds(t *testing.T) {
-	data, err := os.ReadFile("testdata/kasan_uaf_idr.log")
+// readConsole returns the console of a golden log, without its header.
+func readConsole(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, console := parseGolden(t, data)
-	r := Scan(console)[0]
+	return string(console)
+}
+
+// TestTextBounds checks where report texts start and end on two shapes.
+func TestTextBounds(t *testing.T) {
+	r := Scan([]byte(readConsole(t, "debian-7.3-base-debug-uaf.log")))[0]
 	lines := strings.Split(strings.TrimSuffix(r.Text, "\n"), "\n")
 	if !strings.HasSuffix(lines[0], "=====") || !strings.Contains(lines[1], "BUG: KASAN") {
 		t.Errorf("KASAN text starts with %q, %q; want the ruler then the header", lines[0], lines[1])
@@ -133,29 +140,85 @@ func TestTextBounds(t *testing.T) {
 	if last := lines[len(lines)-1]; !strings.HasSuffix(last, "=====") {
 		t.Errorf("KASAN text ends with %q, want the closing ruler", last)
 	}
-	if strings.Contains(r.Text, "Disabling lock debugging") || strings.Contains(r.Text, "scenario closeall-race end") {
+	if strings.Contains(r.Text, "Disabling lock debugging") || strings.Contains(r.Text, "scenario fault-uaf end") {
 		t.Error("KASAN text runs past its closing ruler")
 	}
 
-	data, err = os.ReadFile("testdata/hung_task.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, console = parseGolden(t, data)
-	r = Scan(console)[0]
+	r = Scan([]byte(readConsole(t, "debian-7.3-base-hung.log")))[0]
 	if !strings.HasSuffix(strings.TrimSpace(r.Text), "</TASK>") {
 		t.Errorf("hung task text should end at </TASK>:\n%s", r.Text)
 	}
 }
 
+// TestFailClosed damages real reports into shapes no kernel printed yet:
+// each must still be a report of the scenario it happened in, titled by
+// its first telling line.
+func TestFailClosed(t *testing.T) {
+	warn := readConsole(t, "debian-7.3-base-warn.log")
+	header := regexp.MustCompile(`(?m)WARNING: fs/fuse/backing\.c:\d+ at fusevm_fault_inject\+0x[0-9a-f]+/0x[0-9a-f]+, CPU#\d+: init/\d+`)
+	if !header.MatchString(warn) {
+		t.Fatal("the WARN golden log lost its header line")
+	}
+	cases := []struct {
+		name, console, title string
+	}{
+		{"new WARNING shape", header.ReplaceAllString(warn, "WARNING: a shape no kernel printed yet"),
+			"unrecognised kernel report: WARNING: a shape no kernel printed yet"},
+		{"header lost, marker kept", header.ReplaceAllString(warn, "something odd"),
+			"unrecognised kernel report: something odd"},
+		{"new refcount message", header.ReplaceAllString(warn, "refcount_t: saturated in a new way"),
+			"unrecognised kernel report: refcount_t: saturated in a new way"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			by := ScanByScenario([]byte(tc.console))
+			reps := by["fault-warn"]
+			if len(reps) != 1 || reps[0].Kind != Unknown || reps[0].Title != tc.title {
+				t.Fatalf("got %+v, want one %s report %q in fault-warn", reps, Unknown, tc.title)
+			}
+		})
+	}
+}
+
+// TestUserspaceLinesAreNotReports: on a console the kernel stamps, an
+// unstamped line that looks like a report is a program writing to the
+// console, not the kernel.
+func TestUserspaceLinesAreNotReports(t *testing.T) {
+	clean := readConsole(t, "debian-7.3-base-lockdep.log")
+	if reps := Scan([]byte(clean)); len(reps) != 0 {
+		t.Fatalf("the clean golden log has reports: %+v", reps)
+	}
+	noisy := afterLine(t, clean, "fusevm: scenario fault-lockdep end", "WARNING: userspace talking\nBUG: userspace again\nKernel panic is a phrase\n")
+	if reps := Scan([]byte(noisy)); len(reps) != 0 {
+		t.Errorf("unstamped lines taken for reports: %+v", reps)
+	}
+	stamped := afterLine(t, clean, "fusevm: scenario fault-lockdep end", "[    9.000000] WARNING: the kernel this time\n")
+	if reps := Scan([]byte(stamped)); len(reps) != 1 || reps[0].Kind != Unknown {
+		t.Errorf("a stamped report line was missed: %+v", reps)
+	}
+}
+
+// afterLine inserts text after the console line containing marker.
+func afterLine(t *testing.T, console, marker, text string) string {
+	t.Helper()
+	i := strings.Index(console, marker)
+	if i < 0 {
+		t.Fatalf("no line %q in the console", marker)
+	}
+	end := i + strings.IndexByte(console[i:], '\n') + 1
+	return console[:end] + text + console[end:]
+}
+
+// TestCarriageReturnsAndCallerID reads a real report again with CRLF line
+// ends and printk caller ids, as other consoles print them.
 func TestCarriageReturnsAndCallerID(t *testing.T) {
-	console := "[    2.000000][    T1] ------------[ cut here ]------------\r\n" +
-		"[    2.000001][    T1] WARNING: CPU: 0 PID: 1 at fs/fuse/dev.c:10 fuse_dev_do_read.isra.0+0x10/0x20\r\n" +
-		"[    2.000002][    T1] Call Trace:\r\n" +
-		"[    2.000003][    T1] ---[ end trace 0000000000000000 ]---\r\n"
-	got := Scan([]byte(console))
-	if len(got) != 1 || got[0].Title != "WARNING in fuse_dev_do_read" || got[0].Offset != 0 {
-		t.Fatalf("got %+v", got)
+	warn := readConsole(t, "debian-7.3-base-warn.log")
+	want := Scan([]byte(warn))
+	stamp := regexp.MustCompile(`(?m)^(\[\s*\d+\.\d{6}\])`)
+	crlf := strings.ReplaceAll(stamp.ReplaceAllString(warn, "$1[    T1]"), "\n", "\r\n")
+	got := Scan([]byte(crlf))
+	if len(got) != len(want) || got[0].Title != want[0].Title {
+		t.Fatalf("got %+v, want %+v", got, want)
 	}
 	if strings.Contains(got[0].Text, "\r") {
 		t.Error("text keeps carriage returns")
