@@ -5,8 +5,13 @@
 // scenario boundaries on the kernel console (so the host's splat scanner
 // can attribute a splat), reports results, and powers the VM off.
 //
-// It runs inside the guest, so it imports no host package: only the event
-// schema and the scenario interpreter. The fusevm binary runs Main when it
+// Between the plan and the first scenario it probes which of the series'
+// interfaces the kernel has (package fuseabi) and reports them in a
+// Features event, for the host to compare with the claims.
+//
+// It runs inside the guest, so it imports no host package: only the shared
+// leaves (the event schema, the verdicts, the FUSE interface) and the
+// scenario interpreter. The fusevm binary runs Main when it
 // is started as /init (see cmd/fusevm), so that one static binary is both
 // the host CLI and the guest's programs; cmd/fusevm-agent is the same
 // entry point on its own.
@@ -18,12 +23,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"fusevm/events"
+	"fusevm/fuseabi"
 	"fusevm/scenarios/interp"
 	"fusevm/scenarios/script"
+	"fusevm/verdict"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +56,7 @@ func Main(args []string) int {
 		return 2
 	}
 	if err := run(); err != nil {
-		kmsg("fusevm: agent error: " + err.Error())
+		kmsg(events.AgentError + err.Error())
 		fmt.Fprintln(os.Stderr, "fusevm-agent:", err)
 	}
 	unix.Sync()
@@ -71,10 +79,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	w := events.NewWriter(port)
+	out := &sender{w: events.NewWriter(port)}
 	var uts unix.Utsname
 	unix.Uname(&uts)
-	w.Write(events.Event{Time: time.Now(), Kind: events.Hello, Detail: unix.ByteSliceToString(uts.Release[:])})
+	if err := out.send(events.Event{Time: time.Now(), Kind: events.Hello, Detail: unix.ByteSliceToString(uts.Release[:])}); err != nil {
+		return err
+	}
 	spawner, err := interp.StartSpawner("/init", spawnerArg)
 	if err != nil {
 		return fmt.Errorf("start spawner: %w", err)
@@ -83,23 +93,115 @@ func run() error {
 	if err := events.NewReader(port).Read(&plan); err != nil {
 		return fmt.Errorf("read plan: %w", err)
 	}
+	features := probeFeatures(plan.Params)
+	kmsg("fusevm: features:" + featureStates(features))
+	if err := out.send(events.Event{Time: time.Now(), Kind: events.Features, Features: features}); err != nil {
+		return err
+	}
 	claims := map[string]bool{}
 	for _, c := range plan.Claims {
 		claims[c] = true
 	}
 	for _, sc := range plan.Scenarios {
+		// Steps are emitted from inside the interpreter, which cannot
+		// stop on a write error; the sender keeps the first one, and it
+		// ends the run before the scenario's end is reported.
 		emit := func(ev events.Event) {
 			ev.Time, ev.Scenario = time.Now(), sc.Name
-			w.Write(ev)
+			out.send(ev)
 		}
 		emit(events.Event{Kind: events.ScenarioStart})
+		if err := out.failed(); err != nil {
+			return err
+		}
 		kmsg("fusevm: scenario " + sc.Name + " start")
 		res := runScenario(sc, claims, plan.Params, spawner, emit)
 		kmsg("fusevm: scenario " + sc.Name + " end")
 		emit(events.Event{Kind: events.ScenarioEnd, Verdict: res.Verdict, Detail: res.Detail})
+		if err := out.failed(); err != nil {
+			return err
+		}
 	}
-	w.Write(events.Event{Time: time.Now(), Kind: events.Done})
-	return nil
+	return out.send(events.Event{Time: time.Now(), Kind: events.Done})
+}
+
+// sender writes events to the host and keeps the first write error: an
+// event that cannot be written ends the run (Main logs it to the console
+// and powers off, so the host sees the agent stop early), it does not
+// vanish. Once a write failed, nothing more is written.
+type sender struct {
+	w   *events.Writer
+	err error
+}
+
+// send writes ev and returns the first write error of the run, if any.
+func (s *sender) send(ev events.Event) error {
+	if s.err == nil {
+		if err := s.w.Write(ev); err != nil {
+			s.err = fmt.Errorf("write %s event to the host: %w", ev.Kind, err)
+		}
+	}
+	return s.err
+}
+
+// failed returns the first write error, if any.
+func (s *sender) failed() error { return s.err }
+
+// probeFeatures runs the fuseabi probes, one per feature events names, and
+// returns their answers. The inode-cache flag is probed at the bit the plan
+// gives (inode_cache_bit, set for the variants whose series has the flag),
+// else at fuseabi.InodeCacheBitV1, the bit the daemon then uses too.
+func probeFeatures(params map[string]string) []events.Feature {
+	bit, bitErr := uint64(fuseabi.InodeCacheBitV1), error(nil)
+	if s, ok := params["inode_cache_bit"]; ok {
+		if bit, bitErr = strconv.ParseUint(s, 10, 5); bitErr != nil {
+			bitErr = fmt.Errorf("plan parameter inode_cache_bit %q is no bit number of the 32-bit open flags", s)
+		}
+	}
+	var out []events.Feature
+	for _, name := range events.ProbedFeatures {
+		var f events.Feature
+		switch name {
+		case events.FeatureCloseAll:
+			f = feature(name, "FUSE_DEV_IOC_BACKING_CLOSE_ALL is there (it does not answer ENOTTY)", fuseabi.HaveBackingCloseAll())
+		case events.FeatureCloseMinusOne:
+			f = feature(name, "FUSE_DEV_IOC_BACKING_CLOSE(-1) closes all", fuseabi.HaveBackingCloseMinusOne())
+		case events.FeatureInodeCache:
+			if bitErr != nil {
+				f = feature(name, "", bitErr)
+				break
+			}
+			f = feature(name, fmt.Sprintf("FOPEN_PASSTHROUGH_INODE_CACHE (bit %d) reuses the inode's backing file", bit), fuseabi.HaveInodeCache(uint(bit)))
+		default:
+			f = events.Feature{Name: name, State: events.Unknown, Detail: "the agent has no probe for it"}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// feature turns a probe's answer (package fuseabi's convention) into a
+// Feature: nil is Supported, described by supported; ErrNotSupported is
+// NotSupported, described by what the probe saw; anything else is
+// Unknown, with the error.
+func feature(name, supported string, err error) events.Feature {
+	switch {
+	case err == nil:
+		return events.Feature{Name: name, State: events.Supported, Detail: supported}
+	case errors.Is(err, fuseabi.ErrNotSupported):
+		return events.Feature{Name: name, State: events.NotSupported, Detail: strings.TrimSuffix(err.Error(), ": "+fuseabi.ErrNotSupported.Error())}
+	default:
+		return events.Feature{Name: name, State: events.Unknown, Detail: err.Error()}
+	}
+}
+
+// featureStates is " name=state" for each feature, for the console.
+func featureStates(fs []events.Feature) string {
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, " %s=%s", f.Name, f.State)
+	}
+	return b.String()
 }
 
 // spawnerArg makes /init run as the process spawner (see interp.Spawner).
@@ -114,7 +216,7 @@ const (
 func runScenario(sc events.ScenarioSpec, claims map[string]bool, params map[string]string, spawner *interp.Spawner, emit func(events.Event)) interp.Result {
 	s, err := script.Parse(sc.Name, sc.Name, sc.Script)
 	if err != nil {
-		return interp.Result{Verdict: "FAIL", Detail: "script: " + err.Error()}
+		return interp.Result{Verdict: verdict.Fail, Detail: "script: " + err.Error()}
 	}
 	return interp.Run(context.Background(), s, interp.Env{Claims: claims, Params: params, Root: scenarioRoot, Daemon: daemonBinary, Spawner: spawner, Emit: emit})
 }

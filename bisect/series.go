@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fusevm/report"
+	"fusevm/verdict"
 )
 
 // Judge classifies one run of a target's results: a skip when any result
@@ -18,9 +19,9 @@ func Judge(rs []report.Result) Run {
 	var bad []string
 	for _, r := range rs {
 		switch {
-		case r.Verdict == report.Skip:
+		case r.Verdict == verdict.Skip:
 			return Run{Skip: true, Detail: r.Reason}
-		case r.Verdict == report.Infra:
+		case r.Verdict == verdict.Infra:
 			return Run{Skip: true, Detail: "INFRA: " + r.Reason}
 		case !r.AsExpected:
 			bad = append(bad, fmt.Sprintf("%s %s (want %s)", r.Scenario, r.Verdict, r.Expected))

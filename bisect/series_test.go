@@ -15,15 +15,16 @@ import (
 	"testing"
 
 	"fusevm/report"
+	"fusevm/verdict"
 )
 
 // fakeSeries is a series environment: for each version, the verdict of
 // each scenario with its first k patches (outcome[version][k]; the last
 // entry is the whole version), and its expectation.
 type fakeSeries struct {
-	expected map[string]report.Verdict
+	expected map[string]verdict.Verdict
 	// outcome[v][k][scenario]; "" stands for the expected verdict.
-	outcome [][]map[string]report.Verdict
+	outcome [][]map[string]verdict.Verdict
 	// infra makes these (version, patches) targets INFRA.
 	infra map[[2]int]bool
 	calls []string
@@ -49,7 +50,7 @@ func (f *fakeSeries) Test(_ context.Context, version, patches int, names []strin
 			r.Verdict = r.Expected
 		}
 		if f.infra[[2]int{version, patches}] {
-			r.Verdict, r.Reason = report.Infra, "QEMU failed"
+			r.Verdict, r.Reason = verdict.Infra, "QEMU failed"
 		}
 		r.AsExpected = r.Verdict == r.Expected
 		rs = append(rs, r)
@@ -72,14 +73,14 @@ func versions(n ...int) []Version {
 }
 
 // ok is a prefix where every scenario gives its expected verdict.
-var ok = map[string]report.Verdict{}
+var ok = map[string]verdict.Verdict{}
 
 func TestSeriesSearchFindsThePatch(t *testing.T) {
 	// v1 and v2 are fine; v3's third patch (of four) breaks the leak check.
-	leak := map[string]report.Verdict{"leak": report.Fail}
+	leak := map[string]verdict.Verdict{"leak": verdict.Fail}
 	f := &fakeSeries{
-		expected: map[string]report.Verdict{"leak": report.Pass, "smoke": report.Pass},
-		outcome: [][]map[string]report.Verdict{
+		expected: map[string]verdict.Verdict{"leak": verdict.Pass, "smoke": verdict.Pass},
+		outcome: [][]map[string]verdict.Verdict{
 			{ok, ok, ok},
 			{ok, ok, ok},
 			{ok, ok, ok, leak, leak},
@@ -113,11 +114,11 @@ func TestSeriesSearchFindsThePatch(t *testing.T) {
 }
 
 func TestSeriesSearchEdges(t *testing.T) {
-	bad := map[string]report.Verdict{"s": report.Crash}
-	exp := map[string]report.Verdict{"s": report.Pass}
+	bad := map[string]verdict.Verdict{"s": verdict.Crash}
+	exp := map[string]verdict.Verdict{"s": verdict.Pass}
 	cases := []struct {
 		name    string
-		outcome [][]map[string]report.Verdict
+		outcome [][]map[string]verdict.Verdict
 		infra   map[[2]int]bool
 		counts  []int
 		version string
@@ -125,15 +126,15 @@ func TestSeriesSearchEdges(t *testing.T) {
 		before  string
 		text    string
 	}{
-		{"no regression", [][]map[string]report.Verdict{{ok, ok}, {ok, ok}}, nil, []int{1, 1}, "", nil, "",
+		{"no regression", [][]map[string]verdict.Verdict{{ok, ok}, {ok, ok}}, nil, []int{1, 1}, "", nil, "",
 			"no version turns an expected result unexpected"},
-		{"first patch of the first version", [][]map[string]report.Verdict{{ok, bad, bad}}, nil, []int{2}, "v1", []string{"0001-p.patch"},
+		{"first patch of the first version", [][]map[string]verdict.Verdict{{ok, bad, bad}}, nil, []int{2}, "v1", []string{"0001-p.patch"},
 			"the base without the series (assumed good)", "first bad patch:   0001-p.patch"},
-		{"last patch", [][]map[string]report.Verdict{{ok, ok, ok, bad}}, nil, []int{3}, "v1", []string{"0003-p.patch"},
+		{"last patch", [][]map[string]verdict.Verdict{{ok, ok, ok, bad}}, nil, []int{3}, "v1", []string{"0003-p.patch"},
 			"PASS (expected)", "first bad patch:   0003-p.patch"},
-		{"an INFRA version is stepped over", [][]map[string]report.Verdict{{ok, ok}, {ok, bad}}, map[[2]int]bool{{0, -1}: true}, []int{1, 1}, "v2", []string{"0001-p.patch"},
+		{"an INFRA version is stepped over", [][]map[string]verdict.Verdict{{ok, ok}, {ok, bad}}, map[[2]int]bool{{0, -1}: true}, []int{1, 1}, "v2", []string{"0001-p.patch"},
 			"the base without the series (assumed good)", "first bad patch:   0001-p.patch"},
-		{"an INFRA prefix hides the boundary", [][]map[string]report.Verdict{{ok, ok, bad, bad}}, map[[2]int]bool{{0, 2}: true}, []int{3}, "v1", []string{"0002-p.patch", "0003-p.patch"},
+		{"an INFRA prefix hides the boundary", [][]map[string]verdict.Verdict{{ok, ok, bad, bad}}, map[[2]int]bool{{0, 2}: true}, []int{3}, "v1", []string{"0002-p.patch", "0003-p.patch"},
 			"", "the culprit is one of 0002-p.patch, 0003-p.patch"},
 	}
 	for _, c := range cases {
@@ -155,7 +156,7 @@ func TestSeriesSearchEdges(t *testing.T) {
 
 // TestSeriesSearchError stops at the tester's error and keeps the tries.
 func TestSeriesSearchError(t *testing.T) {
-	f := &fakeSeries{expected: map[string]report.Verdict{"s": report.Pass}, outcome: [][]map[string]report.Verdict{{ok, ok}}, err: errors.New("no such series")}
+	f := &fakeSeries{expected: map[string]verdict.Verdict{"s": verdict.Pass}, outcome: [][]map[string]verdict.Verdict{{ok, ok}}, err: errors.New("no such series")}
 	rep, err := (&SeriesSearch{Policy: Policy{Runs: 1}, Versions: versions(1), Tester: f}).Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "no such series") || rep == nil || len(rep.Tries) != 1 || rep.Tries[0].Class != "skip" {
 		t.Errorf("report %+v, error %v", rep, err)
@@ -163,17 +164,17 @@ func TestSeriesSearchError(t *testing.T) {
 }
 
 func TestJudge(t *testing.T) {
-	r := func(s string, v, want report.Verdict, reason string) report.Result {
+	r := func(s string, v, want verdict.Verdict, reason string) report.Result {
 		return report.Result{Scenario: s, Verdict: v, Expected: want, AsExpected: v == want, Reason: reason}
 	}
 	cases := []struct {
 		rs   []report.Result
 		want Run
 	}{
-		{[]report.Result{r("a", report.Pass, report.Pass, ""), r("b", report.Fail, report.Fail, "")}, Run{}},
-		{[]report.Result{r("a", report.Fail, report.Pass, ""), r("b", report.Pass, report.Fail, "")}, Run{Failed: true, Detail: "a FAIL (want PASS); b PASS (want FAIL)"}},
-		{[]report.Result{r("a", report.Fail, report.Pass, ""), r("b", report.Infra, report.Pass, "QEMU failed")}, Run{Skip: true, Detail: "INFRA: QEMU failed"}},
-		{[]report.Result{r("a", report.Skip, report.Pass, "patch 0001 does not apply")}, Run{Skip: true, Detail: "patch 0001 does not apply"}},
+		{[]report.Result{r("a", verdict.Pass, verdict.Pass, ""), r("b", verdict.Fail, verdict.Fail, "")}, Run{}},
+		{[]report.Result{r("a", verdict.Fail, verdict.Pass, ""), r("b", verdict.Pass, verdict.Fail, "")}, Run{Failed: true, Detail: "a FAIL (want PASS); b PASS (want FAIL)"}},
+		{[]report.Result{r("a", verdict.Fail, verdict.Pass, ""), r("b", verdict.Infra, verdict.Pass, "QEMU failed")}, Run{Skip: true, Detail: "INFRA: QEMU failed"}},
+		{[]report.Result{r("a", verdict.Skip, verdict.Pass, "patch 0001 does not apply")}, Run{Skip: true, Detail: "patch 0001 does not apply"}},
 	}
 	for _, c := range cases {
 		if got := Judge(c.rs); got != c.want {

@@ -18,6 +18,7 @@ import (
 	"fusevm/events"
 	"fusevm/report"
 	"fusevm/scenarios"
+	"fusevm/verdict"
 	"fusevm/vmtest"
 	"fusevm/vmtest/splat"
 )
@@ -48,12 +49,18 @@ const BootScenario = "(boot)"
 
 // Outcome is the judged run: one Result per scenario (Kernel, Variant and
 // the expectation are left for the caller), a BootScenario result per VM
-// whose console had a kernel report outside any scenario, and each VM's
-// own result in boot order.
+// whose console had a kernel report outside any scenario, each VM's own
+// result in boot order, and the kernel's features as the guest probed
+// them.
 type Outcome struct {
 	Results []report.Result
 	Boot    []report.Result
 	VMs     []*vmtest.Result
+	// Features are the first Features event's: every VM of the job boots
+	// the same kernel, so the first VM that reported them is enough (a
+	// fresh VM reports again; that report is not kept). Nil when no VM
+	// got as far as reporting them.
+	Features []events.Feature
 }
 
 // vmRun boots one VM for the pending scenarios and returns its result and
@@ -93,6 +100,9 @@ func run(ctx context.Context, job Job, boot vmRun) (*Outcome, error) {
 			return nil, err
 		}
 		out.VMs = append(out.VMs, res)
+		if out.Features == nil {
+			out.Features = features(seen)
+		}
 		j := judge(pending, seen, res, job.Vmlinux)
 		out.Results = append(out.Results, j.results[:j.done]...)
 		out.Boot = append(out.Boot, j.boot...)
@@ -134,11 +144,22 @@ func bootVM(ctx context.Context, job Job, pending []scenarios.Scenario, consoleL
 			if err := vm.Send(plan); err != nil {
 				vm.Kill()
 			}
-		case ev.Kind == events.ScenarioEnd && ev.Verdict == string(report.Hang):
+		case ev.Kind == events.ScenarioEnd && ev.Verdict == verdict.Hang:
 			vm.Kill()
 		}
 	}
 	return vm.Wait(), seen, nil
+}
+
+// features returns the features of the first Features event in evs, nil
+// when there is none.
+func features(evs []events.Event) []events.Feature {
+	for _, ev := range evs {
+		if ev.Kind == events.Features {
+			return ev.Features
+		}
+	}
+	return nil
 }
 
 // overall bounds a VM by the sum of its scenarios' timeouts plus boot.
@@ -153,7 +174,7 @@ func overall(ss []scenarios.Scenario) time.Duration {
 // track is what the events say about one scenario.
 type track struct {
 	started, ended bool
-	verdict        string
+	verdict        verdict.Verdict
 	detail         string
 	start, end     time.Time
 }
@@ -198,9 +219,9 @@ func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, 
 		reps := splats[s.Name]
 		switch {
 		case t != nil && t.ended:
-			r.Verdict, r.Reason = report.Verdict(t.verdict), t.detail
+			r.Verdict, r.Reason = t.verdict, t.detail
 			r.Duration = t.end.Sub(t.start)
-			if r.Verdict == report.Hang {
+			if r.Verdict == verdict.Hang {
 				j.done = min(j.done, i+1)
 			}
 		case t != nil && t.started:
@@ -217,15 +238,15 @@ func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, 
 			}
 			r.Reason = "before any scenario ran: " + r.Reason
 		default:
-			r.Verdict = report.Skip
+			r.Verdict = verdict.Skip
 			r.Reason = "not run: the VM ended during an earlier scenario"
 			j.done = min(j.done, i)
 		}
 		if len(reps) > 0 {
 			crash(&r, reps[0], vmlinux)
 		}
-		if vm.ConsoleTruncated && r.Verdict == report.Pass {
-			r.Verdict, r.Reason = report.Infra, "the console was cut short: kernel reports may be missing"
+		if vm.ConsoleTruncated && r.Verdict == verdict.Pass {
+			r.Verdict, r.Reason = verdict.Infra, "the console was cut short: kernel reports may be missing"
 		}
 		j.results = append(j.results, r)
 	}
@@ -243,7 +264,7 @@ func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, 
 // crash makes r a CRASH for the kernel report rep, with the report's stack
 // decoded against vmlinux when there is one.
 func crash(r *report.Result, rep splat.Report, vmlinux string) {
-	r.Verdict = report.Crash
+	r.Verdict = verdict.Crash
 	r.Splat, r.SplatText = rep.Title, rep.Text
 	r.Reason = "kernel report: " + rep.Title
 	if vmlinux != "" {
@@ -271,23 +292,39 @@ func consoleTail(console []byte, n int) string {
 }
 
 // vmVerdict classifies how the VM ended when a scenario did not finish.
-func vmVerdict(vm *vmtest.Result) (report.Verdict, string) {
+func vmVerdict(vm *vmtest.Result) (verdict.Verdict, string) {
 	msg := vm.Exit.String()
 	if vm.Err != nil {
 		msg = vm.Err.Error()
 	}
 	switch {
 	case vm.Exit == vmtest.GuestPanicked:
-		return report.Crash, "kernel panic"
+		return verdict.Crash, "kernel panic"
 	case vm.Exit.Timeout():
-		return report.Hang, msg
+		return verdict.Hang, msg
 	case vm.Exit == vmtest.QEMUFailed:
-		return report.Infra, "QEMU failed: " + strings.TrimSpace(lastLine(vm.QEMUStderr))
+		return verdict.Infra, "QEMU failed: " + strings.TrimSpace(lastLine(vm.QEMUStderr))
 	case vm.Exit == vmtest.Killed:
-		return report.Infra, "interrupted"
+		return verdict.Infra, "interrupted"
 	default:
-		return report.Infra, fmt.Sprintf("the guest agent stopped early (%s)", msg)
+		reason := fmt.Sprintf("the guest agent stopped early (%s)", msg)
+		if e := agentError(vm.Console); e != "" {
+			reason += ": " + e
+		}
+		return verdict.Infra, reason
 	}
+}
+
+// agentError returns the error of the last agent error line on the
+// console, "" when there is none.
+func agentError(console []byte) string {
+	s := string(console)
+	i := strings.LastIndex(s, events.AgentError)
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := strings.Cut(s[i+len(events.AgentError):], "\n")
+	return strings.TrimSpace(line)
 }
 
 func lastLine(s string) string {

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"fusevm/events"
-	"fusevm/report"
 	"fusevm/scenarios"
 	"fusevm/scenarios/script"
+	"fusevm/verdict"
 	"fusevm/vmtest"
 )
 
@@ -25,8 +25,8 @@ func scen(names ...string) []scenarios.Scenario {
 	return out
 }
 
-func ev(kind events.Kind, scenario, verdict, detail string) events.Event {
-	return events.Event{Time: time.Unix(100, 0), Kind: kind, Scenario: scenario, Verdict: verdict, Detail: detail}
+func ev(kind events.Kind, scenario string, vd verdict.Verdict, detail string) events.Event {
+	return events.Event{Time: time.Unix(100, 0), Kind: kind, Scenario: scenario, Verdict: vd, Detail: detail}
 }
 
 // goldenConsole returns the console of one of the splat scanner's golden
@@ -47,13 +47,13 @@ func goldenConsole(t *testing.T, name string) []byte {
 func TestJudgeReportBecomesCrash(t *testing.T) {
 	evs := []events.Event{
 		ev(events.Hello, "", "", "7.3.4"),
-		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", "PASS", ""),
+		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", verdict.Pass, ""),
 		ev(events.Done, "", "", ""),
 	}
 	ss := scen("fault-warn")
 	j := judge(ss, evs, &vmtest.Result{Accel: vmtest.AccelTCG, Exit: vmtest.GuestShutdown, Console: goldenConsole(t, "debian-7.3-base-warn.log")}, "")
 	r := j.results[0]
-	if r.Verdict != report.Crash || r.Splat != "WARNING in fusevm_fault_inject" || r.SplatText == "" {
+	if r.Verdict != verdict.Crash || r.Splat != "WARNING in fusevm_fault_inject" || r.SplatText == "" {
 		t.Errorf("fault-warn: %+v", r)
 	}
 	if r.Accel != "tcg" || j.done != 1 || len(j.boot) != 0 {
@@ -61,7 +61,7 @@ func TestJudgeReportBecomesCrash(t *testing.T) {
 	}
 	// The same scenario on a console whose kernel reported nothing passes.
 	clean := judge(ss, evs, &vmtest.Result{Exit: vmtest.GuestShutdown, Console: goldenConsole(t, "debian-7.3-base-lockdep.log")}, "")
-	if clean.results[0].Verdict != report.Pass {
+	if clean.results[0].Verdict != verdict.Pass {
 		t.Errorf("clean console: %+v", clean.results[0])
 	}
 }
@@ -70,28 +70,28 @@ func TestJudgeVMDeath(t *testing.T) {
 	null := goldenConsole(t, "debian-7.3-base-null.log")
 	evs := []events.Event{ev(events.Hello, "", "", ""), ev(events.ScenarioStart, "fault-null", "", "")}
 	j := judge(scen("fault-null", "b"), evs, &vmtest.Result{Exit: vmtest.GuestPanicked, Console: null}, "")
-	if r := j.results[0]; r.Verdict != report.Crash || r.Splat != "BUG: kernel NULL pointer dereference in fusevm_fault_inject" {
+	if r := j.results[0]; r.Verdict != verdict.Crash || r.Splat != "BUG: kernel NULL pointer dereference in fusevm_fault_inject" {
 		t.Errorf("fault-null (the kernel died in it): %+v", r)
 	}
 	if j.done != 1 {
 		t.Errorf("done %d: b must run again in a fresh VM", j.done)
 	}
 	rs := judge(scen("a"), evs[:1], &vmtest.Result{Exit: vmtest.SilenceTimeout}, "").results
-	if rs[0].Verdict != report.Hang {
+	if rs[0].Verdict != verdict.Hang {
 		t.Errorf("silence: %+v", rs[0])
 	}
 	rs = judge(scen("a"), nil, &vmtest.Result{Exit: vmtest.QEMUFailed, QEMUStderr: "qemu: could not load kernel\n"}, "").results
-	if rs[0].Verdict != report.Infra || rs[0].Reason != "before any scenario ran: QEMU failed: qemu: could not load kernel" {
+	if rs[0].Verdict != verdict.Infra || rs[0].Reason != "before any scenario ran: QEMU failed: qemu: could not load kernel" {
 		t.Errorf("qemu failure: %+v", rs[0])
 	}
 	rs = judge(scen("a"), nil, &vmtest.Result{Exit: vmtest.BootTimeout}, "").results
-	if rs[0].Verdict != report.Hang {
+	if rs[0].Verdict != verdict.Hang {
 		t.Errorf("boot timeout: %+v", rs[0])
 	}
 	boot := goldenConsole(t, "debian-7.3-base-boot-no-initramfs.log")
 	rs = judge(scen("a", "b"), nil, &vmtest.Result{Exit: vmtest.GuestPanicked, Console: boot}, "").results
 	for _, r := range rs {
-		if r.Verdict != report.Crash || r.Splat != "kernel panic: No working init found" ||
+		if r.Verdict != verdict.Crash || r.Splat != "kernel panic: No working init found" ||
 			r.Reason != "before any scenario ran: kernel report: kernel panic: No working init found" {
 			t.Errorf("boot panic: %+v", r)
 		}
@@ -108,14 +108,14 @@ func TestJudgeReportOutsideScenarios(t *testing.T) {
 	moved := append(append(append([]byte{}, warn[:end]...), []byte("[    3.800000] fusevm: scenario fault-warn end\n")...), warn[end:]...)
 	evs := []events.Event{
 		ev(events.Hello, "", "", ""),
-		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", "PASS", ""),
+		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", verdict.Pass, ""),
 		ev(events.Done, "", "", ""),
 	}
 	j := judge(scen("fault-warn"), evs, &vmtest.Result{Exit: vmtest.GuestShutdown, Console: moved}, "")
-	if j.results[0].Verdict != report.Pass {
+	if j.results[0].Verdict != verdict.Pass {
 		t.Errorf("fault-warn: %+v", j.results[0])
 	}
-	if len(j.boot) != 1 || j.boot[0].Scenario != BootScenario || j.boot[0].Verdict != report.Crash ||
+	if len(j.boot) != 1 || j.boot[0].Scenario != BootScenario || j.boot[0].Verdict != verdict.Crash ||
 		!strings.HasPrefix(j.boot[0].Reason, "outside any scenario: ") {
 		t.Errorf("boot results: %+v", j.boot)
 	}
@@ -124,12 +124,13 @@ func TestJudgeReportOutsideScenarios(t *testing.T) {
 // fakeVM is one scripted VM for run: how far it gets in the scenarios it
 // is given, and how it ends.
 type fakeVM struct {
-	ends     int    // scenarios it finishes (PASS) before the one it stops in
-	stopIn   bool   // it stops inside the next scenario (else between two)
-	hang     bool   // the next scenario reports HANG (the host then kills it)
+	ends     int  // scenarios it finishes (PASS) before the one it stops in
+	stopIn   bool // it stops inside the next scenario (else between two)
+	hang     bool // the next scenario reports HANG (the host then kills it)
 	exit     vmtest.ExitReason
 	noHello  bool // it never boots to the agent
 	consoles []string
+	features []events.Feature // reported after the hello, if any
 }
 
 // fakeRun plays the VMs in order and records what each was asked to run.
@@ -148,14 +149,17 @@ func fakeRun(vms []fakeVM, asked *[][]string) vmRun {
 			return res, nil, nil
 		}
 		evs := []events.Event{ev(events.Hello, "", "", "")}
+		if vm.features != nil {
+			evs = append(evs, events.Event{Kind: events.Features, Features: vm.features})
+		}
 		i := 0
 		for ; i < vm.ends && i < len(pending); i++ {
-			evs = append(evs, ev(events.ScenarioStart, pending[i].Name, "", ""), ev(events.ScenarioEnd, pending[i].Name, "PASS", ""))
+			evs = append(evs, ev(events.ScenarioStart, pending[i].Name, "", ""), ev(events.ScenarioEnd, pending[i].Name, verdict.Pass, ""))
 		}
 		if i < len(pending) && (vm.stopIn || vm.hang) {
 			evs = append(evs, ev(events.ScenarioStart, pending[i].Name, "", ""))
 			if vm.hang {
-				evs = append(evs, ev(events.ScenarioEnd, pending[i].Name, "HANG", "scenario timed out"))
+				evs = append(evs, ev(events.ScenarioEnd, pending[i].Name, verdict.Hang, "scenario timed out"))
 			}
 		}
 		if i == len(pending) {
@@ -170,13 +174,13 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 		name    string
 		vms     []fakeVM
 		asked   [][]string
-		verdict map[string]report.Verdict
+		verdict map[string]verdict.Verdict
 	}{
 		{
 			name:    "healthy",
 			vms:     []fakeVM{{ends: 4, exit: vmtest.GuestShutdown}},
 			asked:   [][]string{{"a", "b", "c", "d"}},
-			verdict: map[string]report.Verdict{"a": report.Pass, "b": report.Pass, "c": report.Pass, "d": report.Pass},
+			verdict: map[string]verdict.Verdict{"a": verdict.Pass, "b": verdict.Pass, "c": verdict.Pass, "d": verdict.Pass},
 		},
 		{
 			name: "a panic in b, a hang in c",
@@ -186,7 +190,7 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 				{ends: 1, exit: vmtest.GuestShutdown},
 			},
 			asked:   [][]string{{"a", "b", "c", "d"}, {"c", "d"}, {"d"}},
-			verdict: map[string]report.Verdict{"a": report.Pass, "b": report.Crash, "c": report.Hang, "d": report.Pass},
+			verdict: map[string]verdict.Verdict{"a": verdict.Pass, "b": verdict.Crash, "c": verdict.Hang, "d": verdict.Pass},
 		},
 		{
 			name: "QEMU gone between scenarios",
@@ -195,7 +199,7 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 				{ends: 2, exit: vmtest.GuestShutdown},
 			},
 			asked:   [][]string{{"a", "b", "c", "d"}, {"c", "d"}},
-			verdict: map[string]report.Verdict{"a": report.Pass, "b": report.Pass, "c": report.Pass, "d": report.Pass},
+			verdict: map[string]verdict.Verdict{"a": verdict.Pass, "b": verdict.Pass, "c": verdict.Pass, "d": verdict.Pass},
 		},
 		{
 			name: "the fresh VM does not boot: no more VMs",
@@ -204,7 +208,7 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 				{noHello: true, exit: vmtest.BootTimeout},
 			},
 			asked:   [][]string{{"a", "b", "c", "d"}, {"b", "c", "d"}},
-			verdict: map[string]report.Verdict{"a": report.Crash, "b": report.Hang, "c": report.Hang, "d": report.Hang},
+			verdict: map[string]verdict.Verdict{"a": verdict.Crash, "b": verdict.Hang, "c": verdict.Hang, "d": verdict.Hang},
 		},
 		{
 			name: "every scenario kills its VM",
@@ -213,7 +217,7 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 				{stopIn: true, exit: vmtest.GuestPanicked}, {stopIn: true, exit: vmtest.GuestPanicked},
 			},
 			asked:   [][]string{{"a", "b", "c", "d"}, {"b", "c", "d"}, {"c", "d"}, {"d"}},
-			verdict: map[string]report.Verdict{"a": report.Crash, "b": report.Crash, "c": report.Crash, "d": report.Crash},
+			verdict: map[string]verdict.Verdict{"a": verdict.Crash, "b": verdict.Crash, "c": verdict.Crash, "d": verdict.Crash},
 		},
 	}
 	for _, tc := range cases {
@@ -241,5 +245,50 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 				t.Errorf("a VM that did not boot should say so: %q", out.Results[3].Reason)
 			}
 		})
+	}
+}
+
+// TestRunKeepsFirstFeatures: the features of the first VM are the job's;
+// the fresh VM after a fatal scenario reports again, and that is not kept.
+func TestRunKeepsFirstFeatures(t *testing.T) {
+	first := []events.Feature{{Name: events.FeatureCloseAll, State: events.NotSupported, Detail: "FUSE_DEV_IOC_BACKING_CLOSE_ALL answers ENOTTY"}}
+	second := []events.Feature{{Name: events.FeatureCloseAll, State: events.Supported}}
+	var asked [][]string
+	out, err := run(context.Background(), Job{Scenarios: scen("a", "b"), OutDir: t.TempDir()}, fakeRun([]fakeVM{
+		{ends: 0, stopIn: true, exit: vmtest.GuestPanicked, features: first},
+		{ends: 1, exit: vmtest.GuestShutdown, features: second},
+	}, &asked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.VMs) != 2 || fmt.Sprint(out.Features) != fmt.Sprint(first) {
+		t.Errorf("%d VMs, features %+v; want 2 and %+v", len(out.VMs), out.Features, first)
+	}
+	out, err = run(context.Background(), Job{Scenarios: scen("a"), OutDir: t.TempDir()}, fakeRun([]fakeVM{{ends: 1, exit: vmtest.GuestShutdown}}, &asked))
+	if err != nil || out.Features != nil {
+		t.Errorf("no report: features %+v, %v", out.Features, err)
+	}
+}
+
+// TestJudgeAgentError: when the agent stops on an error (an event it could
+// not write), the cell of the scenario it stopped in is INFRA and quotes
+// the error it logged to the console.
+func TestJudgeAgentError(t *testing.T) {
+	console := []byte("[    2.100000] fusevm: scenario a start\r\n" +
+		"[    2.200000] fusevm: agent error: write scenario_end event to the host: input/output error\r\n" +
+		"[    2.300000] reboot: Power down\r\n")
+	evs := []events.Event{ev(events.Hello, "", "", ""), ev(events.ScenarioStart, "a", "", "")}
+	j := judge(scen("a", "b"), evs, &vmtest.Result{Exit: vmtest.GuestShutdown, Console: console}, "")
+	want := fmt.Sprintf("the guest agent stopped early (%s): write scenario_end event to the host: input/output error", vmtest.GuestShutdown)
+	if r := j.results[0]; r.Verdict != verdict.Infra || r.Reason != want {
+		t.Errorf("a: %s %q, want INFRA %q", r.Verdict, r.Reason, want)
+	}
+	if j.done != 1 {
+		t.Errorf("done %d: b must run in a fresh VM", j.done)
+	}
+	// Without the agent's line, the reason says only how the VM ended.
+	j = judge(scen("a"), evs, &vmtest.Result{Exit: vmtest.GuestShutdown}, "")
+	if r := j.results[0]; r.Reason != fmt.Sprintf("the guest agent stopped early (%s)", vmtest.GuestShutdown) {
+		t.Errorf("no agent error: %q", r.Reason)
 	}
 }

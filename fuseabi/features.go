@@ -13,11 +13,24 @@ import (
 // kernel lacks the feature. Test with errors.Is.
 var ErrNotSupported = errors.New("not supported by the running kernel")
 
+// errNoPassthrough is what the probes that need a connection find on a
+// kernel that does not offer FUSE passthrough at INIT.
+var errNoPassthrough = fmt.Errorf("the kernel offers no FUSE passthrough: %w", ErrNotSupported)
+
 // The probes follow one convention: nil means the feature is there;
-// ErrNotSupported (wrapped, with the feature's name) means it is not; EPERM
-// or EACCES (no CAP_SYS_ADMIN, no access to /dev/fuse) is returned as is,
-// since it says nothing about the kernel; anything else is wrapped as
-// unexpected. Results are computed once per process.
+// ErrNotSupported, wrapped in what the probe saw
+// ("FUSE_DEV_IOC_BACKING_CLOSE_ALL answers ENOTTY: not supported by the
+// running kernel"), means it is not; EPERM or EACCES (no CAP_SYS_ADMIN, no
+// access to /dev/fuse) says nothing about the kernel and is returned
+// wrapped with the feature's name (test with errors.Is); anything else is
+// wrapped as unexpected ("could not tell"). Results are computed once per
+// process.
+
+// notSupported is a probe's answer "the kernel lacks it": what the probe
+// saw, wrapping ErrNotSupported.
+func notSupported(format string, a ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, a...), ErrNotSupported)
+}
 
 // HaveBackingCloseAll probes for FUSE_DEV_IOC_BACKING_CLOSE_ALL, the
 // close-all ioctl of the v2 and v3 series (not in mainline as of 7.3.4).
@@ -29,7 +42,7 @@ var ErrNotSupported = errors.New("not supported by the running kernel")
 func HaveBackingCloseAll() error { return haveCloseAll() }
 
 var haveCloseAll = sync.OnceValue(func() error {
-	const name = "FUSE_DEV_IOC_BACKING_CLOSE_ALL (v2/v3)"
+	const name = "FUSE_DEV_IOC_BACKING_CLOSE_ALL"
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return classify(name, &os.PathError{Op: "open", Path: "/dev/fuse", Err: err})
@@ -37,7 +50,7 @@ var haveCloseAll = sync.OnceValue(func() error {
 	defer unix.Close(fd)
 	switch err := BackingCloseAll(fd); err {
 	case unix.ENOTTY:
-		return fmt.Errorf("%s: %w", name, ErrNotSupported)
+		return notSupported("%s answers ENOTTY", name)
 	default:
 		// nil or the refusal of an unattached device: the command is known.
 		return nil
@@ -55,13 +68,13 @@ var haveCloseAll = sync.OnceValue(func() error {
 func HaveBackingCloseMinusOne() error { return haveCloseMinusOne() }
 
 var haveCloseMinusOne = sync.OnceValue(func() error {
-	const name = "FUSE_DEV_IOC_BACKING_CLOSE(-1) (v1)"
+	const name = "FUSE_DEV_IOC_BACKING_CLOSE(-1)"
 	return classify(name, withProbeConn(func(pc *probeConn) error {
 		switch err := BackingCloseMinusOne(pc.dev); err {
 		case nil:
 			return nil
 		case unix.EINVAL:
-			return ErrNotSupported
+			return notSupported("%s answers EINVAL", name)
 		default:
 			return err
 		}
@@ -86,8 +99,8 @@ func HaveInodeCache(bit uint) error {
 	if err, ok := inodeCacheResults[bit]; ok {
 		return err
 	}
-	name := fmt.Sprintf("FOPEN_PASSTHROUGH_INODE_CACHE at bit %d (v1)", bit)
-	err := classify(name, withProbeConn(func(pc *probeConn) error { return probeInodeCache(pc, bit) }))
+	name := fmt.Sprintf("FOPEN_PASSTHROUGH_INODE_CACHE (bit %d)", bit)
+	err := classify(name, withProbeConn(func(pc *probeConn) error { return probeInodeCache(pc, name, bit) }))
 	inodeCacheResults[bit] = err
 	return err
 }
@@ -97,7 +110,7 @@ var (
 	inodeCacheResults = map[uint]error{}
 )
 
-func probeInodeCache(pc *probeConn, bit uint) error {
+func probeInodeCache(pc *probeConn, name string, bit uint) error {
 	live, err := pc.register()
 	if err != nil {
 		return err
@@ -122,7 +135,7 @@ func probeInodeCache(pc *probeConn, bit uint) error {
 		unix.Close(second)
 		return nil
 	case unix.EIO, unix.ENOENT, unix.EBUSY:
-		return ErrNotSupported
+		return notSupported("a passthrough reopen with %s and a closed backing id fails with %s", name, unix.ErrnoName(err.(unix.Errno)))
 	default:
 		return fmt.Errorf("passthrough open with the flag and a stale id: %w", err)
 	}
@@ -133,10 +146,12 @@ func classify(name string, err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errNoPassthrough):
+		return fmt.Errorf("%s cannot be used: %w", name, err)
 	case errors.Is(err, ErrNotSupported):
-		return fmt.Errorf("%s: %w", name, ErrNotSupported)
+		return err // notSupported named what was seen
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return err
+		return fmt.Errorf("probing %s: %w", name, err)
 	default:
 		return fmt.Errorf("unexpected error probing %s: %w", name, err)
 	}

@@ -2,7 +2,9 @@ package fuseabi
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -242,5 +244,84 @@ func TestProbeConnServes(t *testing.T) {
 		t.Skipf("kernel without FUSE passthrough: %v", err)
 	case err != nil:
 		t.Fatal(err)
+	}
+}
+
+// requireUnpatchedHost skips t unless the probes can answer on this host:
+// root (they mount FUSE and register backing files), a usable /dev/fuse
+// and a kernel that offers FUSE passthrough. The host kernel is taken as
+// unpatched, as the project's machines are (the series is in no released
+// kernel); FUSEVM_HOST_PATCHED=1 says it carries (part of) the series.
+func requireUnpatchedHost(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the probes mount FUSE and register backing files")
+	}
+	if os.Getenv("FUSEVM_HOST_PATCHED") != "" {
+		t.Skip("FUSEVM_HOST_PATCHED is set: the host kernel carries the series")
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no usable /dev/fuse: %v", err)
+	}
+	unix.Close(fd)
+	err = withProbeConn(func(*probeConn) error { return nil })
+	switch {
+	case errors.Is(err, errNoPassthrough):
+		t.Skipf("kernel without FUSE passthrough: %v", err)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOENT):
+		t.Skipf("no FUSE mount possible: %v", err)
+	case err != nil:
+		t.Fatal(err)
+	}
+}
+
+// hostProbes are the probes as the guest agent runs them, the inode-cache
+// flag at each bit a port of the series uses (8 on 6.12 and 7.2, 9 on 7.3).
+var hostProbes = []struct {
+	name  string
+	probe func() error
+}{
+	{"close-all", HaveBackingCloseAll},
+	{"close-minus-one", HaveBackingCloseMinusOne},
+	{"inode-cache bit 8", func() error { return HaveInodeCache(8) }},
+	{"inode-cache bit 9", func() error { return HaveInodeCache(9) }},
+}
+
+// TestProbesSayNoOnUnpatchedHost fails if a probe answers "supported" on
+// the unpatched host: such a probe would make the guest report a feature
+// the baseline lacks, and would make the host scenario test skip as if the
+// host carried the series.
+func TestProbesSayNoOnUnpatchedHost(t *testing.T) {
+	requireUnpatchedHost(t)
+	for _, p := range hostProbes {
+		if err := p.probe(); err == nil {
+			t.Errorf("%s: answers supported on an unpatched kernel", p.name)
+		}
+	}
+}
+
+// TestProbesTellOnUnpatchedHost checks that every probe gives a verdict on
+// the unpatched host, "not supported" (ErrNotSupported, with what it saw),
+// not "could not tell".
+func TestProbesTellOnUnpatchedHost(t *testing.T) {
+	requireUnpatchedHost(t)
+	want := map[string]string{
+		"close-all":         "FUSE_DEV_IOC_BACKING_CLOSE_ALL answers ENOTTY: ",
+		"close-minus-one":   "FUSE_DEV_IOC_BACKING_CLOSE(-1) answers EINVAL: ",
+		"inode-cache bit 8": "a passthrough reopen with FOPEN_PASSTHROUGH_INODE_CACHE (bit 8) and a closed backing id fails with E",
+		"inode-cache bit 9": "a passthrough reopen with FOPEN_PASSTHROUGH_INODE_CACHE (bit 9) and a closed backing id fails with E",
+	}
+	for _, p := range hostProbes {
+		err := p.probe()
+		t.Logf("%s: %v", p.name, err)
+		switch {
+		case err == nil:
+			// TestProbesSayNoOnUnpatchedHost reports it.
+		case !errors.Is(err, ErrNotSupported):
+			t.Errorf("%s: could not tell: %v", p.name, err)
+		case !strings.HasPrefix(err.Error(), want[p.name]):
+			t.Errorf("%s: %q does not say what the probe saw (want %q...)", p.name, err, want[p.name])
+		}
 	}
 }

@@ -40,8 +40,8 @@ const probeDeadline = 5 * time.Second
 const probeFileNodeID = 2
 
 // withProbeConn mounts a probe connection, waits for INIT, runs fn and tears
-// everything down. It returns ErrNotSupported when the kernel does not offer
-// FUSE passthrough at all.
+// everything down. It returns errNoPassthrough (an ErrNotSupported) when
+// the kernel does not offer FUSE passthrough at all.
 func withProbeConn(fn func(*probeConn) error) (err error) {
 	dev, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -73,7 +73,7 @@ func withProbeConn(fn func(*probeConn) error) (err error) {
 	select {
 	case passthrough := <-pc.initDone:
 		if !passthrough {
-			return fmt.Errorf("FUSE passthrough: %w", ErrNotSupported)
+			return errNoPassthrough
 		}
 	case <-pc.done:
 		return errors.New("probe FUSE connection ended before INIT")

@@ -4,7 +4,10 @@
 // workspace per source; then boots their scenarios in VMs through package
 // execute, several VMs at a time, once per repeat and in one VM per
 // scenario when asked; merges the repeats of each scenario (report.Merge)
-// and settles every result with the plan (plan.Variant.Settle).
+// and settles every result with the plan (plan.Variant.Settle). The
+// features the guest of a variant's first VM reported are kept in its
+// kernel entry and compared with its claims (plan.Variant.CompareFeatures),
+// which adds a "(features)" row when they disagree.
 //
 // A run always has a result for every cell. A variant whose patches do not
 // apply, whose config does not survive or whose build fails gets SKIP

@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"fusevm/events"
 	"fusevm/execute"
 	"fusevm/kernel"
 	"fusevm/plan"
 	"fusevm/report"
 	"fusevm/scenarios"
+	"fusevm/verdict"
 	"fusevm/vmtest"
 )
 
@@ -82,14 +84,14 @@ func New(o Options) *Harness {
 type Failure struct {
 	Variant *plan.Variant
 	// Verdict is what its cells got: SKIP or INFRA.
-	Verdict report.Verdict
+	Verdict verdict.Verdict
 	Err     error
 }
 
 // Outcome is a finished run.
 type Outcome struct {
 	// Run holds a kernel per variant and a result per variant and
-	// scenario (plus "(boot)" rows), in plan order.
+	// scenario (plus "(boot)" and "(features)" rows), in plan order.
 	Run      *report.Run
 	Failures []Failure
 }
@@ -103,9 +105,12 @@ type vmJob struct {
 	ss      []scenarios.Scenario
 	dir     string
 	results []report.Result
+	// features are the kernel's features as its guest reported them (nil
+	// when no VM got that far).
+	features []events.Feature
 	// err says why the job did not run; verdict and reason are its cells'.
 	err     error
-	verdict report.Verdict
+	verdict verdict.Verdict
 	reason  string
 }
 
@@ -122,12 +127,12 @@ func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome
 		info := kernelInfo(v)
 		b, err := h.prepare(ctx, v, &info)
 		if err != nil {
-			verdict, reason := h.failure(ctx, v, err)
-			if verdict == report.Skip {
+			vd, reason := h.failure(ctx, v, err)
+			if vd == verdict.Skip {
 				info.BuildError = err.Error()
 			}
-			out.Failures = append(out.Failures, Failure{Variant: v, Verdict: verdict, Err: err})
-			raw[i] = cells(p.Scenarios, verdict, reason)
+			out.Failures = append(out.Failures, Failure{Variant: v, Verdict: vd, Err: err})
+			raw[i] = cells(p.Scenarios, vd, reason)
 		} else {
 			jobs = append(jobs, h.jobs(i, v, b, info.Version, p.Scenarios, outDir)...)
 		}
@@ -140,8 +145,16 @@ func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome
 			j.results = cells(j.ss, j.verdict, j.reason)
 		}
 		raw[j.variant] = append(raw[j.variant], j.results...)
+		// Every job of a variant boots the same kernel: the first
+		// report of its features (in job order) is kept.
+		if run.Kernels[j.variant].Features == nil {
+			run.Kernels[j.variant].Features = j.features
+		}
 	}
 	for i, v := range p.Variants {
+		if r := v.CompareFeatures(run.Kernels[i].Features); r != nil {
+			raw[i] = append(raw[i], *r)
+		}
 		run.Results = append(run.Results, settle(v, p.Scenarios, raw[i])...)
 	}
 	run.Finished = time.Now()
@@ -174,35 +187,35 @@ func kernelInfo(v *plan.Variant) report.Kernel {
 // job that failed with err: SKIP when the variant is at fault (a patch
 // does not apply, a config option does not survive, the build fails),
 // INFRA otherwise (source, image, guest image, QEMU, an interruption).
-func classify(ctx context.Context, err error) (report.Verdict, string) {
+func classify(ctx context.Context, err error) (verdict.Verdict, string) {
 	if ctx.Err() != nil {
-		return report.Infra, "interrupted: " + err.Error()
+		return verdict.Infra, "interrupted: " + err.Error()
 	}
 	var ae *kernel.ApplyError
 	var be *kernel.BuildError
 	var ce *kernel.ConfigError
 	if errors.As(err, &ae) || errors.As(err, &be) || errors.As(err, &ce) {
-		return report.Skip, err.Error()
+		return verdict.Skip, err.Error()
 	}
-	return report.Infra, err.Error()
+	return verdict.Infra, err.Error()
 }
 
 // failure classifies the error of a variant or VM job and shows it.
-func (h *Harness) failure(ctx context.Context, v *plan.Variant, err error) (report.Verdict, string) {
-	verdict, reason := classify(ctx, err)
-	h.Log.Printf("%s %s: %s: %s", v.Kernel.Name, v.Label(), verdict, reason)
+func (h *Harness) failure(ctx context.Context, v *plan.Variant, err error) (verdict.Verdict, string) {
+	vd, reason := classify(ctx, err)
+	h.Log.Printf("%s %s: %s: %s", v.Kernel.Name, v.Label(), vd, reason)
 	var be *kernel.BuildError
 	if errors.As(err, &be) && be.Tail != "" {
 		h.Log.Printf("last lines of the build log:\n%s", be.Tail)
 	}
-	return verdict, reason
+	return vd, reason
 }
 
 // cells gives each of the scenarios ss the verdict and reason of a failure.
-func cells(ss []scenarios.Scenario, verdict report.Verdict, reason string) []report.Result {
+func cells(ss []scenarios.Scenario, vd verdict.Verdict, reason string) []report.Result {
 	rs := make([]report.Result, len(ss))
 	for i, s := range ss {
-		rs[i] = report.Result{Scenario: s.Name, Verdict: verdict, Reason: reason}
+		rs[i] = report.Result{Scenario: s.Name, Verdict: vd, Reason: reason}
 	}
 	return rs
 }
@@ -294,11 +307,12 @@ func (h *Harness) boot(ctx context.Context, j *vmJob) {
 	}
 	h.Log.Done(what, time.Since(start))
 	j.results = append(o.Results, o.Boot...)
+	j.features = o.Features
 }
 
 // settle merges the repeats of each of a variant's scenarios and settles
-// every result: the scenarios in plan order, then the other rows ("(boot)")
-// in the order they came.
+// every result: the scenarios in plan order, then the other rows ("(boot)",
+// "(features)") in the order they came.
 func settle(v *plan.Variant, ss []scenarios.Scenario, rs []report.Result) []report.Result {
 	var order []string
 	groups := map[string][]report.Result{}

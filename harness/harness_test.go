@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"fusevm/events"
 	"fusevm/execute"
 	"fusevm/kernel"
 	"fusevm/plan"
 	"fusevm/report"
 	"fusevm/scenarios"
+	"fusevm/verdict"
 	"fusevm/vmtest"
 )
 
@@ -55,9 +57,12 @@ type fake struct {
 	executeErr map[string]error
 	// verdict gives the verdict of a scenario on a variant in the n-th
 	// VM job of that variant (n from 1); PASS when it returns "".
-	verdict func(variant, scenario string, n int) report.Verdict
+	verdict func(variant, scenario string, n int) verdict.Verdict
 	// boot adds a "(boot)" CRASH row to every VM of these variants.
 	boot map[string]bool
+	// features gives the features the guest reports in the n-th VM job
+	// of a variant (n from 1); none when it returns nil.
+	features func(variant string, n int) []events.Feature
 	// during, if set, runs inside every Execute call.
 	during func(ctx context.Context, job execute.Job)
 
@@ -111,7 +116,7 @@ func (f *fake) Execute(ctx context.Context, job execute.Job) (*execute.Outcome, 
 	}
 	o := &execute.Outcome{VMs: []*vmtest.Result{{Accel: vmtest.AccelTCG}}}
 	for _, s := range job.Scenarios {
-		r := report.Result{Scenario: s.Name, Verdict: report.Pass, ConsoleLog: filepath.Join(job.OutDir, "console.log")}
+		r := report.Result{Scenario: s.Name, Verdict: verdict.Pass, ConsoleLog: filepath.Join(job.OutDir, "console.log")}
 		if f.verdict != nil {
 			if v := f.verdict(variant, s.Name, n); v != "" {
 				r.Verdict, r.Reason = v, "the fake says "+string(v)
@@ -119,8 +124,11 @@ func (f *fake) Execute(ctx context.Context, job execute.Job) (*execute.Outcome, 
 		}
 		o.Results = append(o.Results, r)
 	}
+	if f.features != nil {
+		o.Features = f.features(variant, n)
+	}
 	if f.boot[variant] {
-		o.Boot = append(o.Boot, report.Result{Scenario: execute.BootScenario, Verdict: report.Crash, Reason: "outside any scenario: kernel report: WARNING"})
+		o.Boot = append(o.Boot, report.Result{Scenario: execute.BootScenario, Verdict: verdict.Crash, Reason: "outside any scenario: kernel report: WARNING"})
 	}
 	return o, nil
 }
@@ -190,27 +198,27 @@ func TestFailuresBecomeCells(t *testing.T) {
 	cells := cellsOf(out.Run)
 	for _, c := range []struct {
 		variant string
-		verdict report.Verdict
+		verdict verdict.Verdict
 		reason  string
 	}{
-		{"baseline", report.Fail, "the fake says FAIL"},
-		{"noapply", report.Skip, "patch 0001-a.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
-		{"nobuild", report.Skip, "kernel compile failed in fs/fuse/backing.c: error: x undeclared"},
-		{"nofetch", report.Infra, "source: tarball linux.tar.xz is corrupt"},
-		{"noqemu", report.Infra, "VM: qemu-system-x86_64: executable file not found in $PATH"},
-		{"badspec", report.Infra, "source: bad kernel source"},
-		{"good", report.Pass, ""},
+		{"baseline", verdict.Fail, "the fake says FAIL"},
+		{"noapply", verdict.Skip, "patch 0001-a.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
+		{"nobuild", verdict.Skip, "kernel compile failed in fs/fuse/backing.c: error: x undeclared"},
+		{"nofetch", verdict.Infra, "source: tarball linux.tar.xz is corrupt"},
+		{"noqemu", verdict.Infra, "VM: qemu-system-x86_64: executable file not found in $PATH"},
+		{"badspec", verdict.Infra, "source: bad kernel source"},
+		{"good", verdict.Pass, ""},
 	} {
 		r := cells[c.variant+"/leak-after-restart"]
 		if c.variant == "baseline" {
 			continue // checked below: the fake passes it
 		}
-		if r.Verdict != c.verdict || r.Reason != c.reason || r.AsExpected != (c.verdict == report.Pass) {
+		if r.Verdict != c.verdict || r.Reason != c.reason || r.AsExpected != (c.verdict == verdict.Pass) {
 			t.Errorf("%s: %s %q (as expected %v), want %s %q", c.variant, r.Verdict, r.Reason, r.AsExpected, c.verdict, c.reason)
 		}
 	}
 	// The baseline ran: the reproducer passing there is unexpected.
-	if r := cells["baseline/leak-after-restart"]; r.Verdict != report.Pass || r.AsExpected || r.Expected != report.Fail {
+	if r := cells["baseline/leak-after-restart"]; r.Verdict != verdict.Pass || r.AsExpected || r.Expected != verdict.Fail {
 		t.Errorf("baseline: %+v", r)
 	}
 	var failed []string
@@ -300,11 +308,11 @@ func TestScheduling(t *testing.T) {
 // list the runs, disagreeing ones are FLAKY, and a "(boot)" row is kept.
 func TestRepeatsAndIsolate(t *testing.T) {
 	f := &fake{
-		verdict: func(variant, scenario string, n int) report.Verdict {
+		verdict: func(variant, scenario string, n int) verdict.Verdict {
 			// Jobs run in order: per repeat, one per scenario (two), so
 			// stale-id's repeats are jobs 2, 4 and 6.
 			if scenario == "stale-id" && n == 4 {
-				return report.Hang
+				return verdict.Hang
 			}
 			return ""
 		},
@@ -326,7 +334,7 @@ func TestRepeatsAndIsolate(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if r := out.Run.Results[1]; r.Reason != "repeats disagree (PASS x2, HANG x1): the fake says HANG" || r.Expected != report.Pass {
+	if r := out.Run.Results[1]; r.Reason != "repeats disagree (PASS x2, HANG x1): the fake says HANG" || r.Expected != verdict.Pass {
 		t.Errorf("flaky cell: %+v", r)
 	}
 	if len(f.events) != 1+6 || f.events[2] != fmt.Sprintf("execute v2 [stale-id] %s", filepath.Join(dir, "stale-id", "run1")) {
@@ -390,7 +398,7 @@ func TestSeriesTester(t *testing.T) {
 	}
 	// v2's first patch does not claim same_inode_reuse: the reproducer
 	// passing there is unexpected.
-	if rs[0].Expected != report.Fail || rs[0].AsExpected {
+	if rs[0].Expected != verdict.Fail || rs[0].AsExpected {
 		t.Errorf("prefix expectation: %+v", rs[0])
 	}
 	want := fmt.Sprintf("execute v2[1] [reopen-after-restart] %s", filepath.Join(dir, "v2-first-1", "run2"))
@@ -410,5 +418,93 @@ func TestSeriesTester(t *testing.T) {
 		if got := st.Excerpt(c.r); got != c.want {
 			t.Errorf("excerpt %q, want %q", got, c.want)
 		}
+	}
+}
+
+// TestFeatures keeps each variant's first report of its kernel's features
+// in its kernel entry and adds one "(features)" row, unexpected, where
+// they disagree with its claims (v2's here: close_all_ioctl and
+// same_inode_reuse); none where they agree or were never reported.
+func TestFeatures(t *testing.T) {
+	probed := func(closeAll events.FeatureState) []events.Feature {
+		return []events.Feature{
+			{Name: events.FeatureCloseAll, State: closeAll, Detail: "close-all " + string(closeAll)},
+			{Name: events.FeatureCloseMinusOne, State: events.NotSupported, Detail: "FUSE_DEV_IOC_BACKING_CLOSE(-1) answers EINVAL"},
+			{Name: events.FeatureInodeCache, State: events.NotSupported, Detail: "no inode cache"},
+		}
+	}
+	f := &fake{features: func(variant string, n int) []events.Feature {
+		switch {
+		case variant == "agrees":
+			return probed(events.Supported)
+		case variant == "ported-badly" && n == 1:
+			return probed(events.NotSupported)
+		case variant == "ported-badly":
+			return probed(events.Supported) // a later VM's report is not kept
+		case variant == "late" && n == 2:
+			return probed(events.NotSupported) // its first VM never reported
+		}
+		return nil
+	}}
+	h, _ := newHarness(f, Options{VMs: 1, Count: 2, Isolate: true, Subdirs: true})
+	p := testPlan(t, []string{"smoke-passthrough", "stale-id"}, "agrees", "ported-badly", "silent", "late")
+	out := h.Run(context.Background(), p, t.TempDir())
+	var rows []string
+	for _, r := range out.Run.Results {
+		if r.Scenario == plan.FeaturesScenario {
+			rows = append(rows, fmt.Sprintf("%s %s %s want %s as expected %v", r.Variant, r.Scenario, r.Verdict, r.Expected, r.AsExpected))
+			if r.Reason != "claims close_all_ioctl, but close-all not_supported" || r.Runs != nil {
+				t.Errorf("%s: reason %q, runs %v", r.Variant, r.Reason, r.Runs)
+			}
+		}
+	}
+	want := []string{
+		"ported-badly (features) FAIL want PASS as expected false",
+		"late (features) FAIL want PASS as expected false",
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("rows\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+	kept := map[string][]events.Feature{}
+	for _, k := range out.Run.Kernels {
+		kept[k.Variant] = k.Features
+	}
+	if !reflect.DeepEqual(kept["agrees"], probed(events.Supported)) || !reflect.DeepEqual(kept["ported-badly"], probed(events.NotSupported)) ||
+		kept["silent"] != nil || !reflect.DeepEqual(kept["late"], probed(events.NotSupported)) {
+		t.Errorf("kernel features: %+v", kept)
+	}
+	if out.Run.AllAsExpected() {
+		t.Error("the run is as expected despite two mismatches")
+	}
+	// Its JSON keeps them, in results.json's kernel entry.
+	dir := t.TempDir()
+	if err := out.Run.WriteJSON(filepath.Join(dir, "results.json")); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "results.json"))
+	if !strings.Contains(string(data), `"features": [
+        {
+          "name": "close_all_ioctl",
+          "state": "supported",
+          "detail": "close-all supported"
+        },`) {
+		t.Errorf("results.json:\n%s", data)
+	}
+}
+
+// TestSeriesTesterRowsOnly: asked only for rows that are no scenario (a
+// patch bisection of a "(features)" mismatch), the tester still boots the
+// version with its scenarios, since only a VM can give those rows.
+func TestSeriesTesterRowsOnly(t *testing.T) {
+	f := &fake{}
+	h, _ := newHarness(f, Options{VMs: 1, Count: 1})
+	p := testPlan(t, []string{"smoke-passthrough", "stale-id"}, "v2")
+	st := &SeriesTester{Harness: h, Versions: p.Variants, Scenarios: p.Scenarios, Dir: t.TempDir()}
+	rs, err := st.Test(context.Background(), 0, 1, []string{plan.FeaturesScenario})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("results %+v, %v; want both scenarios", rs, err)
+	}
+	if last := f.events[len(f.events)-1]; !strings.HasPrefix(last, "execute v2[1] [smoke-passthrough stale-id] ") {
+		t.Errorf("last event %q", last)
 	}
 }

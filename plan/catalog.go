@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	"fusevm/kernel"
-	"fusevm/report"
 	"fusevm/scenarios"
+	"fusevm/verdict"
 )
 
 // knownVerdicts are the verdicts a known issue may expect: what a kernel
 // can do wrong. PASS is no issue; SKIP and INFRA say nothing of the kernel.
-var knownVerdicts = []report.Verdict{report.Fail, report.Crash, report.Hang, report.Flaky}
+var knownVerdicts = []verdict.Verdict{verdict.Fail, verdict.Crash, verdict.Hang, verdict.Flaky}
 
 // Catalog is a series.toml (kernel.Catalog) whose known issues were
 // checked.
@@ -28,7 +28,7 @@ type knownIssue struct {
 	scenario string
 	config   string // normalized
 	patches  []int  // sorted; nil for all the patches of the version
-	verdict  report.Verdict
+	verdict  verdict.Verdict
 	reason   string
 }
 
@@ -57,7 +57,7 @@ func LoadCatalog(path, root string) (*Catalog, error) {
 			bad := func(key, format string, a ...any) error {
 				return f.errorf(f.assignment(line, key), "known issue of %s: %s", v.Name, fmt.Sprintf(format, a...))
 			}
-			k := knownIssue{scenario: ki.Scenario, config: normalizeConfig(ki.Config), verdict: report.Verdict(ki.Verdict), reason: ki.Reason}
+			k := knownIssue{scenario: ki.Scenario, config: normalizeConfig(ki.Config), verdict: verdict.Verdict(ki.Verdict), reason: ki.Reason}
 			switch {
 			case !slices.Contains(builtin, ki.Scenario):
 				return nil, bad("scenario", "unknown scenario %q (built-in: %s)", ki.Scenario, strings.Join(builtin, ", "))

@@ -5,11 +5,12 @@ import (
 
 	"fusevm/report"
 	"fusevm/scenarios"
+	"fusevm/verdict"
 )
 
 // Expectation is the verdict a scenario should give on a variant.
 type Expectation struct {
-	Verdict report.Verdict
+	Verdict verdict.Verdict
 	// KnownIssue is the reason of the known issue that set Verdict; ""
 	// when the claims did.
 	KnownIssue string
@@ -37,12 +38,13 @@ func expectations(ss []scenarios.Scenario, claims []string, known map[string]kno
 
 // Expect returns the expectation of the named scenario. A result that is
 // no scenario of the variant (a "(boot)" row: a kernel report outside
-// every scenario) must PASS, so its existence is unexpected.
+// every scenario; a FeaturesScenario row: the kernel's features disagree
+// with the claims) must PASS, so its existence is unexpected.
 func (v *Variant) Expect(scenario string) Expectation {
 	if e, ok := v.expect[scenario]; ok {
 		return e
 	}
-	return Expectation{Verdict: report.Pass}
+	return Expectation{Verdict: verdict.Pass}
 }
 
 // Settle names r's kernel, variant and config and fills its expectation:
@@ -59,7 +61,7 @@ func (v *Variant) Settle(r *report.Result) {
 	case r.AsExpected || r.Reason != "":
 	case e.KnownIssue != "":
 		r.Reason = fmt.Sprintf("the known issue (%s) no longer reproduces: %s", e.Verdict, e.KnownIssue)
-	case r.Verdict == report.Pass:
+	case r.Verdict == verdict.Pass:
 		r.Reason = fmt.Sprintf("passed where %s was expected: a reproducer that passes on a kernel without the fix proves nothing", r.Expected)
 	}
 }

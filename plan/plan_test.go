@@ -10,6 +10,7 @@ import (
 
 	"fusevm/report"
 	"fusevm/scenarios"
+	"fusevm/verdict"
 )
 
 // root is the fusevm source tree: the shipped configs, matrix and series.
@@ -83,11 +84,11 @@ func TestDebugMatrixExpectations(t *testing.T) {
 		column string
 		want   Expectation
 	}{
-		{"debian-7.3 v2 (base+debug)", Expectation{report.Crash, "idr_for_each walk without RCU: KASAN slab-use-after-free (review of v2)"}},
-		{"debian-7.3 v2", Expectation{Verdict: report.Pass}},
-		{"debian-7.3 v2-patch2-only (base+debug)", Expectation{Verdict: report.Fail}},
-		{"debian-7.3 v3 (base+debug)", Expectation{Verdict: report.Pass}},
-		{"debian-7.3 baseline (base+debug)", Expectation{Verdict: report.Fail}},
+		{"debian-7.3 v2 (base+debug)", Expectation{verdict.Crash, "idr_for_each walk without RCU: KASAN slab-use-after-free (review of v2)"}},
+		{"debian-7.3 v2", Expectation{Verdict: verdict.Pass}},
+		{"debian-7.3 v2-patch2-only (base+debug)", Expectation{Verdict: verdict.Fail}},
+		{"debian-7.3 v3 (base+debug)", Expectation{Verdict: verdict.Pass}},
+		{"debian-7.3 baseline (base+debug)", Expectation{Verdict: verdict.Fail}},
 	}
 	for _, c := range cases {
 		v := vs[c.column]
@@ -100,12 +101,12 @@ func TestDebugMatrixExpectations(t *testing.T) {
 	}
 	// The known issue reproducing keeps the column as expected; the
 	// patch-2-only column's FAIL (ENOTTY from the missing ioctl) too.
-	r := report.Result{Scenario: "close-all-race", Verdict: report.Crash, Reason: "kernel report: KASAN"}
+	r := report.Result{Scenario: "close-all-race", Verdict: verdict.Crash, Reason: "kernel report: KASAN"}
 	vs["debian-7.3 v2 (base+debug)"].Settle(&r)
 	if !r.AsExpected || r.Cell() != "CRASH (known issue)" {
 		t.Errorf("v2 debug: %q", r.Cell())
 	}
-	r = report.Result{Scenario: "close-all-race", Verdict: report.Fail, Reason: "line 9: ioctl close-all: got ENOTTY, want ok"}
+	r = report.Result{Scenario: "close-all-race", Verdict: verdict.Fail, Reason: "line 9: ioctl close-all: got ENOTTY, want ok"}
 	vs["debian-7.3 v2-patch2-only (base+debug)"].Settle(&r)
 	if !r.AsExpected || r.KnownIssue != "" || r.Cell() != "FAIL (expected)" {
 		t.Errorf("v2-patch2-only debug: %q", r.Cell())
@@ -136,21 +137,21 @@ func TestSettle(t *testing.T) {
 		config  string
 		variant string
 	}{
-		{"reproducer fails on the baseline", base, report.Result{Scenario: "reopen-after-restart", Verdict: report.Fail, Reason: "line 16: EIO"},
+		{"reproducer fails on the baseline", base, report.Result{Scenario: "reopen-after-restart", Verdict: verdict.Fail, Reason: "line 16: EIO"},
 			"FAIL (expected)", "line 16: EIO", "base", "baseline"},
-		{"reproducer passes on the baseline", base, report.Result{Scenario: "reopen-after-restart", Verdict: report.Pass},
+		{"reproducer passes on the baseline", base, report.Result{Scenario: "reopen-after-restart", Verdict: verdict.Pass},
 			"PASS (UNEXPECTED, want FAIL)", "passed where FAIL was expected: a reproducer that passes on a kernel without the fix proves nothing", "base", "baseline"},
-		{"no needs must pass", base, report.Result{Scenario: "smoke-passthrough", Verdict: report.Pass}, "PASS (expected)", "", "base", "baseline"},
-		{"claimed fix passes", debug, report.Result{Scenario: "reopen-after-restart", Verdict: report.Pass}, "PASS (expected)", "", "base+debug", "v2"},
-		{"known issue reproduces", debug, report.Result{Scenario: "close-all-race", Verdict: report.Crash, Reason: "kernel report: KASAN"},
+		{"no needs must pass", base, report.Result{Scenario: "smoke-passthrough", Verdict: verdict.Pass}, "PASS (expected)", "", "base", "baseline"},
+		{"claimed fix passes", debug, report.Result{Scenario: "reopen-after-restart", Verdict: verdict.Pass}, "PASS (expected)", "", "base+debug", "v2"},
+		{"known issue reproduces", debug, report.Result{Scenario: "close-all-race", Verdict: verdict.Crash, Reason: "kernel report: KASAN"},
 			"CRASH (known issue)", "kernel report: KASAN", "base+debug", "v2"},
-		{"known issue gone", debug, report.Result{Scenario: "close-all-race", Verdict: report.Pass},
+		{"known issue gone", debug, report.Result{Scenario: "close-all-race", Verdict: verdict.Pass},
 			"PASS (UNEXPECTED: known issue CRASH no longer reproduces)", "the known issue (CRASH) no longer reproduces: idr_for_each walk without RCU: KASAN slab-use-after-free (review of v2)", "base+debug", "v2"},
-		{"known issue cell did not build", debug, report.Result{Scenario: "close-all-race", Verdict: report.Skip, Reason: "patch 0001 does not apply"},
+		{"known issue cell did not build", debug, report.Result{Scenario: "close-all-race", Verdict: verdict.Skip, Reason: "patch 0001 does not apply"},
 			"SKIP (UNEXPECTED, want CRASH)", "patch 0001 does not apply", "base+debug", "v2"},
-		{"merged repeats disagree", base, report.Merge([]report.Result{{Scenario: "smoke-passthrough", Verdict: report.Pass}, {Scenario: "smoke-passthrough", Verdict: report.Hang, Reason: "timed out"}}),
+		{"merged repeats disagree", base, report.Merge([]report.Result{{Scenario: "smoke-passthrough", Verdict: verdict.Pass}, {Scenario: "smoke-passthrough", Verdict: verdict.Hang, Reason: "timed out"}}),
 			"FLAKY (UNEXPECTED, want PASS)", "repeats disagree (PASS x1, HANG x1): timed out", "base", "baseline"},
-		{"a report outside every scenario", debug, report.Result{Scenario: "(boot)", Verdict: report.Crash, Reason: "outside any scenario: kernel report: WARNING"},
+		{"a report outside every scenario", debug, report.Result{Scenario: "(boot)", Verdict: verdict.Crash, Reason: "outside any scenario: kernel report: WARNING"},
 			"CRASH (UNEXPECTED, want PASS)", "outside any scenario: kernel report: WARNING", "base+debug", "v2"},
 	}
 	for _, c := range cases {
@@ -177,7 +178,7 @@ func TestPrefix(t *testing.T) {
 	if p.Name != "v2[1]" || !reflect.DeepEqual(p.Claims, []string{"close_all_ioctl"}) || len(p.Series.Patches) != 1 || p.Version != "v2" {
 		t.Errorf("prefix 1: name %s claims %v patches %d", p.Name, p.Claims, len(p.Series.Patches))
 	}
-	if p.Expect("leak-after-restart").Verdict != report.Pass || p.Expect("reopen-after-restart").Verdict != report.Fail {
+	if p.Expect("leak-after-restart").Verdict != verdict.Pass || p.Expect("reopen-after-restart").Verdict != verdict.Fail {
 		t.Errorf("prefix 1 expectations: %+v %+v", p.Expect("leak-after-restart"), p.Expect("reopen-after-restart"))
 	}
 }
@@ -318,21 +319,21 @@ func TestKnownIssueMatching(t *testing.T) {
 	for _, c := range []struct {
 		config string
 		picks  []int
-		want   report.Verdict
+		want   verdict.Verdict
 	}{
-		{"base+debug", nil, report.Crash},
-		{"base + debug", []int{2, 1}, report.Crash},
-		{"base+debug", []int{1}, report.Hang},
-		{"base+debug", []int{2}, report.Fail},
-		{"base", nil, report.Pass},
-		{"debug+base", nil, report.Pass},
-		{"base+debug+base", nil, report.Pass},
+		{"base+debug", nil, verdict.Crash},
+		{"base + debug", []int{2, 1}, verdict.Crash},
+		{"base+debug", []int{1}, verdict.Hang},
+		{"base+debug", []int{2}, verdict.Fail},
+		{"base", nil, verdict.Pass},
+		{"debug+base", nil, verdict.Pass},
+		{"base+debug+base", nil, verdict.Pass},
 	} {
 		v, err := NewVariant(root, Spec{Kernel: k, Config: c.config, Series: series, Picks: c.picks}, ss)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := v.Expect("close-all-race"); got.Verdict != c.want || (got.KnownIssue != "") != (c.want == report.Crash || c.want == report.Hang) {
+		if got := v.Expect("close-all-race"); got.Verdict != c.want || (got.KnownIssue != "") != (c.want == verdict.Crash || c.want == verdict.Hang) {
 			t.Errorf("config %q patches %v: %+v, want %s", c.config, c.picks, got, c.want)
 		}
 	}

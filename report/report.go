@@ -1,4 +1,4 @@
-// Package report holds the verdicts and results of a run and writes them:
+// Package report holds the results of a run and writes them:
 // results.json (stable schema), junit.xml, summary.md and the text summary
 // table. Whether a result is as expected is decided by package plan
 // (plan.Variant.Settle); this package renders it.
@@ -12,21 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-// Verdict is the outcome class of one scenario run.
-type Verdict string
-
-// Verdicts, as described in docs/design.md.
-const (
-	Pass  Verdict = "PASS"
-	Fail  Verdict = "FAIL"
-	Crash Verdict = "CRASH" // panic, oops or any kernel splat
-	Hang  Verdict = "HANG"  // a timeout
-	Skip  Verdict = "SKIP"  // build or apply failure, missing feature
-	Infra Verdict = "INFRA" // QEMU or host problem
-	// Flaky: repeats of one scenario disagreed; never counted as PASS.
-	Flaky Verdict = "FLAKY"
+	"fusevm/events"
+	"fusevm/verdict"
 )
 
 // SchemaVersion is bumped on any incompatible change of results.json.
@@ -40,12 +28,12 @@ type Result struct {
 	// Variant names the patch set: "baseline", "v2", "v2[:1]"...
 	Variant string `json:"variant"`
 	// Config names the config fragments, e.g. "base" or "base+debug".
-	Config   string  `json:"config"`
-	Scenario string  `json:"scenario"`
-	Verdict  Verdict `json:"verdict"`
+	Config   string          `json:"config"`
+	Scenario string          `json:"scenario"`
+	Verdict  verdict.Verdict `json:"verdict"`
 	// Expected is the verdict the claims (or a known issue) call for.
-	Expected   Verdict `json:"expected"`
-	AsExpected bool    `json:"as_expected"`
+	Expected   verdict.Verdict `json:"expected"`
+	AsExpected bool            `json:"as_expected"`
 	// KnownIssue is the reason of a known-issue annotation, if one applied.
 	KnownIssue string `json:"known_issue,omitempty"`
 	// Reason explains a non-PASS verdict in one line.
@@ -57,10 +45,10 @@ type Result struct {
 	// vmlinux (or why it could not be).
 	Stack string `json:"stack,omitempty"`
 	// Runs holds each repeat's verdict when the scenario ran more than once.
-	Runs       []Verdict     `json:"runs,omitempty"`
-	Accel      string        `json:"accel,omitempty"`
-	Duration   time.Duration `json:"duration_ns"`
-	ConsoleLog string        `json:"console_log,omitempty"`
+	Runs       []verdict.Verdict `json:"runs,omitempty"`
+	Accel      string            `json:"accel,omitempty"`
+	Duration   time.Duration     `json:"duration_ns"`
+	ConsoleLog string            `json:"console_log,omitempty"`
 }
 
 // Kernel describes one built kernel variant in a run.
@@ -80,8 +68,13 @@ type Kernel struct {
 	Version  string   `json:"version"`
 	Patches  []string `json:"patches"`
 	Claims   []string `json:"claims"`
-	Key      string   `json:"build_key,omitempty"`
-	Cached   bool     `json:"build_cached"`
+	// Features are what the guest agent found the kernel to support of
+	// the series' interfaces (its first VM's events.Features event); a
+	// FeaturesScenario row of package plan names where they disagree with
+	// Claims. None when no VM got as far as probing.
+	Features []events.Feature `json:"features,omitempty"`
+	Key      string           `json:"build_key,omitempty"`
+	Cached   bool             `json:"build_cached"`
 	// BuildError is set when the variant did not build or apply.
 	BuildError string `json:"build_error,omitempty"`
 }
@@ -128,7 +121,7 @@ func (r *Result) Cell() string {
 	switch {
 	case r.KnownIssue != "" && r.AsExpected:
 		return fmt.Sprintf("%s (known issue)", r.Verdict)
-	case r.KnownIssue != "" && r.Verdict != Skip && r.Verdict != Infra:
+	case r.KnownIssue != "" && r.Verdict != verdict.Skip && r.Verdict != verdict.Infra:
 		return fmt.Sprintf("%s (UNEXPECTED: known issue %s no longer reproduces)", r.Verdict, r.Expected)
 	case r.AsExpected:
 		return fmt.Sprintf("%s (expected)", r.Verdict)
@@ -149,7 +142,7 @@ func (run *Run) WriteSummary(w io.Writer) {
 	tw.Flush()
 	var notes []string
 	for _, r := range res {
-		if r.Reason != "" && (!r.AsExpected || r.Verdict != Pass) {
+		if r.Reason != "" && (!r.AsExpected || r.Verdict != verdict.Pass) {
 			notes = append(notes, fmt.Sprintf("  %s %s %s: %s", r.Kernel, r.column(), r.Scenario, r.Reason))
 		}
 	}
@@ -201,7 +194,7 @@ func Merge(repeats []Result) Result {
 	}
 	for _, r := range repeats[1:] {
 		if r.Verdict != out.Verdict {
-			counts := map[Verdict]int{}
+			counts := map[verdict.Verdict]int{}
 			var order []string
 			for _, v := range out.Runs {
 				if counts[v] == 0 {
@@ -210,7 +203,7 @@ func Merge(repeats []Result) Result {
 				counts[v]++
 			}
 			for i, v := range order {
-				order[i] = fmt.Sprintf("%s x%d", v, counts[Verdict(v)])
+				order[i] = fmt.Sprintf("%s x%d", v, counts[verdict.Verdict(v)])
 			}
 			reason := out.Reason
 			if reason == "" {
@@ -219,7 +212,7 @@ func Merge(repeats []Result) Result {
 			if out.Splat == "" && r.Splat != "" {
 				out.Splat, out.SplatText, out.Stack = r.Splat, r.SplatText, r.Stack
 			}
-			out.Verdict = Flaky
+			out.Verdict = verdict.Flaky
 			out.Reason = fmt.Sprintf("repeats disagree (%s): %s", strings.Join(order, ", "), reason)
 			return out
 		}

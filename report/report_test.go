@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"fusevm/verdict"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -23,21 +25,21 @@ func sampleRun() *Run {
 		{Name: "debian:7.3", Spec: "debian:7.3", Variant: "v9", Config: "base", BuildError: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"},
 	}
 	// add sets the expectation as plan.Variant.Settle does.
-	add := func(r Result, expected Verdict, knownIssue string) {
+	add := func(r Result, expected verdict.Verdict, knownIssue string) {
 		r.Duration = 1500 * time.Millisecond
 		r.Expected, r.KnownIssue, r.AsExpected = expected, knownIssue, r.Verdict == expected
 		run.Results = append(run.Results, r)
 	}
-	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reopen-after-restart", Verdict: Fail, Reason: "line 16: open h2 a.txt: got EIO, want ok"}, Fail, "")
-	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reregister-no-restart", Verdict: Pass, Reason: "passed where FAIL was expected: a reproducer that passes on a kernel without the fix proves nothing"}, Fail, "")
-	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "smoke-passthrough", Verdict: Pass}, Pass, "")
-	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "reopen-after-restart", Verdict: Pass}, Pass, "")
-	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "close-all-race", Verdict: Crash, Splat: "KASAN: slab-use-after-free in idr_for_each", SplatText: "BUG: KASAN: slab-use-after-free in idr_for_each+0x1b/0x120", Reason: "kernel splat: KASAN: slab-use-after-free in idr_for_each"}, Crash, "idr_for_each walk without RCU")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reopen-after-restart", Verdict: verdict.Fail, Reason: "line 16: open h2 a.txt: got EIO, want ok"}, verdict.Fail, "")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "reregister-no-restart", Verdict: verdict.Pass, Reason: "passed where FAIL was expected: a reproducer that passes on a kernel without the fix proves nothing"}, verdict.Fail, "")
+	add(Result{Kernel: "debian:7.3", Variant: "baseline", Config: "base", Scenario: "smoke-passthrough", Verdict: verdict.Pass}, verdict.Pass, "")
+	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "reopen-after-restart", Verdict: verdict.Pass}, verdict.Pass, "")
+	add(Result{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "close-all-race", Verdict: verdict.Crash, Splat: "KASAN: slab-use-after-free in idr_for_each", SplatText: "BUG: KASAN: slab-use-after-free in idr_for_each+0x1b/0x120", Reason: "kernel splat: KASAN: slab-use-after-free in idr_for_each"}, verdict.Crash, "idr_for_each walk without RCU")
 	add(Merge([]Result{
-		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: Pass},
-		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: Hang, Reason: "scenario timed out after 1m0s in line 9: open h a.txt"},
-	}), Pass, "")
-	add(Result{Kernel: "debian:7.3", Variant: "v9", Config: "base", Scenario: "smoke-passthrough", Verdict: Skip, Reason: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"}, Pass, "")
+		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: verdict.Pass},
+		{Kernel: "debian:7.3", Variant: "v2", Config: "base+debug", Scenario: "smoke-passthrough", Verdict: verdict.Hang, Reason: "scenario timed out after 1m0s in line 9: open h a.txt"},
+	}), verdict.Pass, "")
+	add(Result{Kernel: "debian:7.3", Variant: "v9", Config: "base", Scenario: "smoke-passthrough", Verdict: verdict.Skip, Reason: "patch 0001-x.patch does not apply: fs/fuse/dev.c hunk #1 @@ -1,3 +1,3 @@"}, verdict.Pass, "")
 	return run
 }
 
@@ -116,15 +118,15 @@ func TestExpectationCells(t *testing.T) {
 		r    Result
 		want string
 	}{
-		{Result{Verdict: Pass, Expected: Crash, KnownIssue: "race"}, "PASS (UNEXPECTED: known issue CRASH no longer reproduces)"},
-		{Result{Verdict: Skip, Expected: Crash, KnownIssue: "race"}, "SKIP (UNEXPECTED, want CRASH)"},
-		{Result{Verdict: Infra, Expected: Crash, KnownIssue: "race"}, "INFRA (UNEXPECTED, want CRASH)"},
+		{Result{Verdict: verdict.Pass, Expected: verdict.Crash, KnownIssue: "race"}, "PASS (UNEXPECTED: known issue CRASH no longer reproduces)"},
+		{Result{Verdict: verdict.Skip, Expected: verdict.Crash, KnownIssue: "race"}, "SKIP (UNEXPECTED, want CRASH)"},
+		{Result{Verdict: verdict.Infra, Expected: verdict.Crash, KnownIssue: "race"}, "INFRA (UNEXPECTED, want CRASH)"},
 	} {
 		if got := c.r.Cell(); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
 		}
 	}
-	ok := &Run{Results: []Result{{Verdict: Pass, Expected: Pass, AsExpected: true}}}
+	ok := &Run{Results: []Result{{Verdict: verdict.Pass, Expected: verdict.Pass, AsExpected: true}}}
 	if !ok.AllAsExpected() || (&Run{}).AllAsExpected() {
 		t.Error("AllAsExpected")
 	}

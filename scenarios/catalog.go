@@ -16,8 +16,8 @@ import (
 	"sort"
 	"strings"
 
-	"fusevm/report"
 	"fusevm/scenarios/script"
+	"fusevm/verdict"
 )
 
 //go:embed *.fvm
@@ -91,11 +91,11 @@ func Load(names []string) ([]Scenario, error) {
 
 // Expected is the verdict a scenario should give on a kernel claiming
 // claims: PASS when every need is claimed, FAIL otherwise.
-func Expected(s *script.Script, claims map[string]bool) report.Verdict {
+func Expected(s *script.Script, claims map[string]bool) verdict.Verdict {
 	for _, n := range s.Needs {
 		if !claims[n] {
-			return report.Fail
+			return verdict.Fail
 		}
 	}
-	return report.Pass
+	return verdict.Pass
 }

@@ -3,7 +3,7 @@ package scenarios
 import (
 	"testing"
 
-	"fusevm/report"
+	"fusevm/verdict"
 )
 
 // TestBuiltinsParse parses every shipped script.
@@ -32,13 +32,13 @@ func TestExpectations(t *testing.T) {
 		"v2":        {"close_all_ioctl": true, "same_inode_reuse": true},
 		"v2-patch2": {"same_inode_reuse": true},
 	}
-	want := map[string]map[string]report.Verdict{
-		"reopen-after-restart":     {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Pass},
-		"reregister-no-restart":    {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Pass},
-		"leak-after-restart":       {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Fail},
-		"crash-loop":               {"baseline": report.Fail, "v1": report.Fail, "v2": report.Pass, "v2-patch2": report.Fail},
-		"reopen-inode-cache":       {"baseline": report.Fail, "v1": report.Pass, "v2": report.Fail, "v2-patch2": report.Fail},
-		"different-inode-rejected": {"baseline": report.Pass, "v1": report.Pass, "v2": report.Pass, "v2-patch2": report.Pass},
+	want := map[string]map[string]verdict.Verdict{
+		"reopen-after-restart":     {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		"reregister-no-restart":    {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		"leak-after-restart":       {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"crash-loop":               {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"reopen-inode-cache":       {"baseline": verdict.Fail, "v1": verdict.Pass, "v2": verdict.Fail, "v2-patch2": verdict.Fail},
+		"different-inode-rejected": {"baseline": verdict.Pass, "v1": verdict.Pass, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
 	}
 	for name, byVariant := range want {
 		ss, err := Load([]string{name})

@@ -15,6 +15,7 @@ import (
 	"fusevm/events"
 	"fusevm/kernel"
 	"fusevm/report"
+	"fusevm/verdict"
 )
 
 // The end-to-end tests build real kernels from Debian's linux-source-7.3
@@ -59,7 +60,7 @@ func TestEndToEndSmoke(t *testing.T) {
 			t.Errorf("run %d: summary lacks the PASS line:\n%s", i, stdout)
 		}
 		run := readResults(t, out)
-		if len(run.Results) != 1 || run.Results[0].Verdict != report.Pass || !run.Results[0].AsExpected {
+		if len(run.Results) != 1 || run.Results[0].Verdict != verdict.Pass || !run.Results[0].AsExpected {
 			t.Errorf("run %d: results %+v", i, run.Results)
 		}
 		if wantCached && !run.Kernels[0].Cached {
@@ -84,21 +85,21 @@ func TestEndToEndMatrix(t *testing.T) {
 		t.Fatalf("matrix: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	run := readResults(t, out)
-	cell := map[string]report.Verdict{}
+	cell := map[string]verdict.Verdict{}
 	for _, r := range run.Results {
 		cell[r.Variant+"/"+r.Scenario] = r.Verdict
 	}
-	for key, want := range map[string]report.Verdict{
-		"baseline/reopen-after-restart":        report.Fail,
-		"baseline/leak-after-restart":          report.Fail,
-		"baseline/reregister-no-restart":       report.Fail,
-		"v2-patch2-only/reopen-after-restart":  report.Pass,
-		"v2-patch2-only/reregister-no-restart": report.Pass,
-		"v2-patch2-only/leak-after-restart":    report.Fail,
-		"v2/leak-after-restart":                report.Pass,
-		"v3/crash-loop":                        report.Pass,
-		"v1/close-minus-one":                   report.Pass,
-		"v1/different-inode-rejected":          report.Pass,
+	for key, want := range map[string]verdict.Verdict{
+		"baseline/reopen-after-restart":        verdict.Fail,
+		"baseline/leak-after-restart":          verdict.Fail,
+		"baseline/reregister-no-restart":       verdict.Fail,
+		"v2-patch2-only/reopen-after-restart":  verdict.Pass,
+		"v2-patch2-only/reregister-no-restart": verdict.Pass,
+		"v2-patch2-only/leak-after-restart":    verdict.Fail,
+		"v2/leak-after-restart":                verdict.Pass,
+		"v3/crash-loop":                        verdict.Pass,
+		"v1/close-minus-one":                   verdict.Pass,
+		"v1/different-inode-rejected":          verdict.Pass,
 	} {
 		if cell[key] != want {
 			t.Errorf("%s: %s, want %s", key, cell[key], want)
@@ -125,7 +126,7 @@ func TestEndToEndPrebuiltDebianImage(t *testing.T) {
 	if len(run.Kernels) != 1 || !run.Kernels[0].Prebuilt || !strings.Contains(run.Kernels[0].Identity, "linux-image-7.3.4+deb13-amd64 7.3.4-") {
 		t.Fatalf("kernels: %+v", run.Kernels)
 	}
-	verdicts := map[string]report.Verdict{}
+	verdicts := map[string]verdict.Verdict{}
 	for _, r := range run.Results {
 		if r.Variant != "baseline" {
 			t.Errorf("variant %s ran on a prebuilt kernel", r.Variant)
@@ -133,11 +134,11 @@ func TestEndToEndPrebuiltDebianImage(t *testing.T) {
 		verdicts[r.Scenario] = r.Verdict
 	}
 	for _, s := range []string{"reopen-after-restart", "leak-after-restart", "reregister-no-restart", "crash-loop"} {
-		if verdicts[s] != report.Fail {
+		if verdicts[s] != verdict.Fail {
 			t.Errorf("%s: %s on Debian's unpatched kernel, want FAIL", s, verdicts[s])
 		}
 	}
-	if verdicts["smoke-passthrough"] != report.Pass {
+	if verdicts["smoke-passthrough"] != verdict.Pass {
 		t.Errorf("smoke-passthrough: %s, want PASS", verdicts["smoke-passthrough"])
 	}
 	// Debian builds pvpanic-pci as a module: the guest must have loaded it.
@@ -307,11 +308,11 @@ func TestEndToEndFaults(t *testing.T) {
 		consoles[r.ConsoleLog] = true
 		title, fault := want[r.Scenario]
 		switch {
-		case fault && (r.Verdict != report.Crash || r.Splat != title):
+		case fault && (r.Verdict != verdict.Crash || r.Splat != title):
 			t.Errorf("%s: %s %q, want CRASH %q", r.Scenario, r.Verdict, r.Splat, title)
 		case fault && !strings.Contains(r.Stack, "fs/fuse/backing.c:"):
 			t.Errorf("%s: stack not decoded to fs/fuse/backing.c:\n%s", r.Scenario, r.Stack)
-		case !fault && (r.Verdict != report.Pass || !r.AsExpected):
+		case !fault && (r.Verdict != verdict.Pass || !r.AsExpected):
 			t.Errorf("%s: %s (%s), want PASS as expected", r.Scenario, r.Verdict, r.Reason)
 		}
 	}
@@ -338,7 +339,7 @@ func BenchmarkLockupToVerdict(b *testing.B) {
 		cmd := exec.Command(fusevmBin, "run", "--kernel", "debian:7.3", "--series", "../../testdata/fault-series/7.3", "--name", "faults", "--scenarios", fault, "--out", out)
 		cmd.Run()
 		run := readResultsB(b, out)
-		if len(run.Results) != 1 || run.Results[0].Verdict != report.Crash {
+		if len(run.Results) != 1 || run.Results[0].Verdict != verdict.Crash {
 			b.Fatalf("fault-softlockup gave %+v, want one CRASH", run.Results)
 		}
 		start, err := scenarioStart(filepath.Join(out, "events.jsonl"), "fault-softlockup")

@@ -15,10 +15,10 @@ import (
 
 	"fusevm/events"
 	"fusevm/fuseabi"
-	"fusevm/report"
 	"fusevm/scenarios"
 	"fusevm/scenarios/interp"
 	"fusevm/scenarios/script"
+	"fusevm/verdict"
 )
 
 // spawnerArg makes the test binary serve as the process spawner.
@@ -89,7 +89,7 @@ func TestScenariosOnHost(t *testing.T) {
 	}
 	type check struct {
 		s    *script.Script
-		want report.Verdict
+		want verdict.Verdict
 	}
 	var checks []check
 	for _, sc := range all {
@@ -100,15 +100,15 @@ func TestScenariosOnHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checks = append(checks, check{s, report.Fail})
+		checks = append(checks, check{s, verdict.Fail})
 	}
 	for _, c := range checks {
 		t.Run(c.s.Name, func(t *testing.T) {
 			res, steps := h.run(t, c.s)
-			if res.Verdict != string(c.want) {
+			if res.Verdict != c.want {
 				t.Fatalf("%s, want %s: %s\nsteps:\n%s", res.Verdict, c.want, res.Detail, steps)
 			}
-			if c.want != report.Fail {
+			if c.want != verdict.Fail {
 				return
 			}
 			wf, ok := hostFailures[c.s.Name]
@@ -210,7 +210,7 @@ func requirePassthrough(t *testing.T, h *host) {
 		t.Fatal(err)
 	}
 	res, steps := h.run(t, s)
-	if res.Verdict == "PASS" {
+	if res.Verdict == verdict.Pass {
 		return
 	}
 	if m := stepErrorRe.FindStringSubmatch(res.Detail); m != nil && m[1] == "passthrough" {

@@ -22,6 +22,7 @@ import (
 	"fusevm/fuseabi"
 	"fusevm/fusetestd/ctl"
 	"fusevm/scenarios/script"
+	"fusevm/verdict"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +47,7 @@ type Env struct {
 
 // Result is a scenario's outcome as the guest sees it.
 type Result struct {
-	Verdict string // PASS, FAIL, or HANG (a step blocked past the timeout)
+	Verdict verdict.Verdict // PASS, FAIL, or HANG (a step blocked past the timeout)
 	Detail  string
 }
 
@@ -64,7 +65,7 @@ func (e *StepError) Error() string {
 // Run executes s and always cleans up (handles, daemon, keeper, mounts).
 func Run(ctx context.Context, s *script.Script, env Env) Result {
 	if !filepath.IsAbs(env.Root) {
-		return Result{Verdict: "FAIL", Detail: fmt.Sprintf("scenario root %q is not an absolute path", env.Root)}
+		return Result{Verdict: verdict.Fail, Detail: fmt.Sprintf("scenario root %q is not an absolute path", env.Root)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -92,13 +93,13 @@ func Run(ctx context.Context, s *script.Script, env Env) Result {
 		case <-time.After(10 * time.Second):
 		}
 		r.cleanup()
-		return Result{Verdict: "HANG", Detail: fmt.Sprintf("scenario timed out after %s in %s", s.Timeout, r.currentStep())}
+		return Result{Verdict: verdict.Hang, Detail: fmt.Sprintf("scenario timed out after %s in %s", s.Timeout, r.currentStep())}
 	}
 	r.cleanup()
 	if err != nil {
-		return Result{Verdict: "FAIL", Detail: err.Error()}
+		return Result{Verdict: verdict.Fail, Detail: err.Error()}
 	}
-	return Result{Verdict: "PASS"}
+	return Result{Verdict: verdict.Pass}
 }
 
 func (r *runner) currentStep() string {

@@ -10,6 +10,7 @@ import (
 
 	"fusevm/events"
 	"fusevm/scenarios/script"
+	"fusevm/verdict"
 )
 
 // TestEveryStepHasAStepFunc checks that the interpreter implements the
@@ -63,7 +64,7 @@ func TestBlocks(t *testing.T) {
 				defer mu.Unlock()
 				evs = append(evs, ev)
 			}})
-			if res.Verdict != "PASS" {
+			if res.Verdict != verdict.Pass {
 				t.Fatalf("%s: %s", res.Verdict, res.Detail)
 			}
 			sleeps, races := 0, 0
@@ -90,10 +91,10 @@ func TestBlocks(t *testing.T) {
 // TestRunRefuses checks the scenarios Run refuses to start or to run.
 func TestRunRefuses(t *testing.T) {
 	s := &script.Script{Name: "x", Timeout: 5 * time.Second, Steps: []*script.Step{{Line: 1, Op: "frobnicate"}}}
-	if res := Run(context.Background(), s, Env{Root: "relative"}); res.Verdict != "FAIL" || !strings.Contains(res.Detail, "not an absolute path") {
+	if res := Run(context.Background(), s, Env{Root: "relative"}); res.Verdict != verdict.Fail || !strings.Contains(res.Detail, "not an absolute path") {
 		t.Errorf("relative root: %+v", res)
 	}
-	if res := Run(context.Background(), s, Env{Root: t.TempDir()}); res.Verdict != "FAIL" || !strings.Contains(res.Detail, "op frobnicate is not implemented") {
+	if res := Run(context.Background(), s, Env{Root: t.TempDir()}); res.Verdict != verdict.Fail || !strings.Contains(res.Detail, "op frobnicate is not implemented") {
 		t.Errorf("unknown op: %+v", res)
 	}
 }
