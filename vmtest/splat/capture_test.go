@@ -12,7 +12,7 @@ import (
 )
 
 // captureFrom names fusevm results directories whose consoles become golden
-// logs: go test ./vmtest/splat -run TestCapture -capture=DIR[,DIR...].
+// logs: go test ./vmtest/splat -run TestCapture -args -capture=DIR[,DIR...].
 // Each result of a fault-* scenario (testdata/fault-scenarios, on a kernel
 // built with testdata/fault-series) writes testdata/<kernel>-<config>-<fault>.log:
 // a header saying which kernel, config and trigger produced it and what
