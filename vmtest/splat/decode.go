@@ -61,7 +61,13 @@ func Decode(vmlinux, text string) (string, error) {
 		loc := locs[i]
 		// addr2line lists the innermost inlined function first and the
 		// frame's own function last.
-		fmt.Fprintf(&b, "%s %s\n", f.text, loc[len(loc)-1].where)
+		own := loc[len(loc)-1]
+		if f.fn == "" {
+			// A raw address: name its function, as KALLSYMS would have.
+			fmt.Fprintf(&b, "%s %s %s\n", own.fn, f.text, own.where)
+		} else {
+			fmt.Fprintf(&b, "%s %s\n", f.text, own.where)
+		}
 		for k := len(loc) - 2; k >= 0; k-- {
 			fmt.Fprintf(&b, "    inlined %s %s\n", loc[k].fn, loc[k].where)
 		}

@@ -45,7 +45,9 @@ void _start(void)
 }
 `), 0o644)
 	out := filepath.Join(dir, "vmlinux")
-	cmd := exec.Command("gcc", "-g", "-O2", "-nostdlib", "-static", "-o", out, src)
+	// Linked where x86-64 kernels live, so raw kernel addresses apply too.
+	cmd := exec.Command("gcc", "-g", "-O2", "-nostdlib", "-static", "-fno-pie", "-no-pie", "-mcmodel=kernel",
+		"-Wl,-Ttext-segment=0xffffffff81000000", "-o", out, src)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, b)
 	}
@@ -102,6 +104,22 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+
+// TestDecodeRawAddresses: a kernel without KALLSYMS prints bare addresses;
+// decoding names their functions.
+func TestDecodeRawAddresses(t *testing.T) {
+	vmlinux, syms := buildFakeVmlinux(t)
+	closeSym := syms["fuse_backing_close"]
+	text := fmt.Sprintf("[    3.953802] RIP: 0010:%#x\n[    3.967928]  <TASK>\n[    3.968328]  ? %#x\n", closeSym.Value, syms["fuse_dev_ioctl"].Value+4)
+	got, err := Decode(vmlinux, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, fmt.Sprintf("fuse_backing_close %#x fs/fuse/backing.c:", closeSym.Value)) ||
+		!strings.Contains(got, "\nfuse_dev_ioctl 0x") {
+		t.Errorf("decoded:\n%s", got)
+	}
+}
 
 func TestDecodeErrors(t *testing.T) {
 	vmlinux, _ := buildFakeVmlinux(t)
