@@ -77,7 +77,11 @@ func TestCapture(t *testing.T) {
 			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "KERNEL: %s %s (%s), built by fusevm with %s\n", k.Name, k.Version, k.Identity, strings.Join(k.Patches, ", "))
-			fmt.Fprintf(&b, "CONFIG: %s\n", k.Config)
+			config := k.Config
+			if config == "" {
+				config = "the prebuilt kernel's own"
+			}
+			fmt.Fprintf(&b, "CONFIG: %s\n", config)
 			fmt.Fprintf(&b, "TRIGGER: %s\n", trigger)
 			reps := Scan(console)
 			if len(reps) == 0 {
@@ -96,7 +100,10 @@ func TestCapture(t *testing.T) {
 			}
 			b.WriteString("\n")
 			b.Write(console)
-			cfg := strings.NewReplacer("+", "-", "/", "_", ".config", "").Replace(filepath.Base(k.Config))
+			cfg := "prebuilt"
+			if k.Config != "" {
+				cfg = strings.NewReplacer("+", "-", "/", "_", ".config", "").Replace(k.Config)
+			}
 			name := fmt.Sprintf("%s-%s-%s.log", k.Name, cfg, strings.TrimPrefix(r.Scenario, "fault-"))
 			if err := os.WriteFile(filepath.Join("testdata", name), []byte(b.String()), 0o644); err != nil {
 				t.Fatal(err)

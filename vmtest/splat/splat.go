@@ -345,7 +345,7 @@ var matchers = []*matcher{
 // refcount_t and list corruption messages, lockup watchdogs, hung tasks,
 // RCU stalls, lockdep's own reports and a bare call trace. A line that
 // matches here but starts no known shape becomes an Unknown report.
-var reportStartRe = regexp.MustCompile(`^(?:-+\[ cut here \]-+|WARNING:|BUG[: ]|kernel BUG|Oops|general protection fault|Kernel panic|UBSAN:|refcount_t: |list_\w+ corruption|watchdog: |NMI watchdog: |\S+: Watchdog detected|Watchdog detected|INFO: task |INFO: rcu|INFO: trying to register non-static key|rcu: INFO:|rcu: \S.* stall|DEBUG_LOCKS_WARN_ON|Unable to handle kernel|Call Trace:|kernel tried to execute)`)
+var reportStartRe = regexp.MustCompile(`^(?:-+\[ cut here \]-+|WARNING:|BUG[: ]|kernel BUG|Oops|general protection fault|Kernel panic|UBSAN:|refcount_t: |list_\w+ corruption|(?:NMI )?watchdog: (?:BUG|Watchdog detected)|\S+: Watchdog detected|Watchdog detected|INFO: task |INFO: rcu|INFO: trying to register non-static key|rcu: INFO:|rcu: \S.* stall|DEBUG_LOCKS_WARN_ON|Unable to handle kernel|Call Trace:|kernel tried to execute)`)
 
 // unknownMatcher frames an Unknown report: from its first line to the end
 // of the trace, or to where kernel-shaped lines stop.
