@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"fusevm/bisect"
 	"fusevm/events"
 	"fusevm/kernel"
+	"fusevm/plan"
 	"fusevm/report"
 	"fusevm/verdict"
 )
@@ -276,19 +278,39 @@ func TestEndToEndGitBisect(t *testing.T) {
 	t.Log(out)
 }
 
-// TestEndToEndFaults boots the default kernel with the fault-injection test
-// series (testdata/fault-series) and runs fault scenarios among ordinary
-// ones. A WARN, a NULL dereference and a CPU stuck in the kernel must each
-// be CRASH in exactly the scenario that triggered it, titled with the
-// function at fault; the fatal ones end their VM, and the scenarios after
-// them run in fresh VMs and PASS.
+// TestEndToEndFaults boots a kernel with the fault-injection test series
+// (testdata/fault-series) and runs fault scenarios among ordinary ones. A
+// WARN, a NULL dereference and a CPU stuck in the kernel must each be CRASH
+// in exactly the scenario that triggered it, titled with the function at
+// fault and its stack decoded; the fatal ones end their VM, and the
+// scenarios after them run in fresh VMs and PASS. It runs on the default
+// kernel; FUSEVM_E2E_FAULT_KERNELS names others from configs/kernels.toml
+// (e.g. debian-7.3,debian-7.2,debian-6.12), each built once.
 func TestEndToEndFaults(t *testing.T) {
 	needVM(t)
+	names := []string{"debian-7.3"}
+	if env := os.Getenv("FUSEVM_E2E_FAULT_KERNELS"); env != "" {
+		names = strings.Split(env, ",")
+	}
+	all, err := plan.LoadKernels(filepath.Join("..", "..", "configs", "kernels.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernels, err := plan.PickKernels(all, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range kernels {
+		t.Run(k.Name, func(t *testing.T) { faultsOn(t, k.Name, k.Base) })
+	}
+}
+
+func faultsOn(t *testing.T, kernelName, base string) {
 	out := t.TempDir()
 	faults := func(name string) string {
 		return filepath.Join("..", "..", "testdata", "fault-scenarios", "fault-"+name+".fvm")
 	}
-	code, stdout, stderr := fusevm(t, "run", "--kernel", "debian:7.3", "--series", "../../testdata/fault-series/7.3", "--name", "faults",
+	code, stdout, stderr := fusevm(t, "run", "--kernel", kernelName, "--series", "../../testdata/fault-series/"+base, "--name", "faults",
 		"--scenarios", strings.Join([]string{"smoke-passthrough", faults("warn"), "different-inode-rejected", faults("null"),
 			"teardown", faults("softlockup"), "close-all-permissions"}, ","), "--out", out)
 	if code != 1 {
@@ -310,8 +332,8 @@ func TestEndToEndFaults(t *testing.T) {
 		switch {
 		case fault && (r.Verdict != verdict.Crash || r.Splat != title):
 			t.Errorf("%s: %s %q, want CRASH %q", r.Scenario, r.Verdict, r.Splat, title)
-		case fault && !strings.Contains(r.Stack, "fs/fuse/backing.c:"):
-			t.Errorf("%s: stack not decoded to fs/fuse/backing.c:\n%s", r.Scenario, r.Stack)
+		case fault && !regexp.MustCompile(`(?m)^fusevm_fault_inject\+0x[0-9a-f]+/0x[0-9a-f]+ fs/fuse/\w+\.c:\d+$`).MatchString(r.Stack):
+			t.Errorf("%s: stack not decoded to the fault's line in fs/fuse:\n%s", r.Scenario, r.Stack)
 		case !fault && (r.Verdict != verdict.Pass || !r.AsExpected):
 			t.Errorf("%s: %s (%s), want PASS as expected", r.Scenario, r.Verdict, r.Reason)
 		}
