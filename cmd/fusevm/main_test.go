@@ -32,17 +32,7 @@ func TestMain(m *testing.M) {
 // fusevm runs the CLI and returns its exit code, stdout and stderr.
 func fusevm(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(fusevmBin, args...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, stdout.String(), stderr.String()
+	return called(t, "fusevm", "", args...)
 }
 
 func TestUsageErrors(t *testing.T) {
