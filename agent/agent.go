@@ -29,6 +29,7 @@ import (
 
 	"fusevm/events"
 	"fusevm/fuseabi"
+	"fusevm/guestshell"
 	"fusevm/scenarios/interp"
 	"fusevm/scenarios/script"
 	"fusevm/verdict"
@@ -97,6 +98,9 @@ func run() error {
 	kmsg("fusevm: features:" + featureStates(features))
 	if err := out.send(events.Event{Time: time.Now(), Kind: events.Features, Features: features}); err != nil {
 		return err
+	}
+	if guestshell.Requested() {
+		return guestshell.Main(plan, spawner, scenarioRoot, daemonBinary)
 	}
 	claims := map[string]bool{}
 	for _, c := range plan.Claims {

@@ -7,12 +7,14 @@
 package execute
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"fusevm/events"
@@ -124,13 +126,18 @@ func bootVM(ctx context.Context, job Job, pending []scenarios.Scenario, consoleL
 		vmtest.WithConsoleLog(consoleLog),
 		vmtest.WithTimeouts(vmtest.Timeouts{Overall: overall(pending)}),
 	}, job.VMOptions...)
+	watch := &wedgeWatch{grace: wedgeGrace}
+	var stream io.Writer = watch
 	if job.Console != nil {
-		opts = append(opts, vmtest.WithConsoleStream(job.Console))
+		stream = io.MultiWriter(job.Console, watch)
 	}
+	opts = append(opts, vmtest.WithConsoleStream(stream))
 	vm, err := vmtest.Start(ctx, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
+	watch.arm(vm.Kill)
+	defer watch.disarm()
 	plan := events.Plan{Claims: job.Claims, Params: job.Params}
 	for _, s := range pending {
 		plan.Scenarios = append(plan.Scenarios, events.ScenarioSpec{Name: s.Name, Script: s.Text})
@@ -160,6 +167,66 @@ func features(evs []events.Event) []events.Feature {
 		}
 	}
 	return nil
+}
+
+// wedgeGrace is how long the VM may go on printing after a report that
+// wedges it, so the report's stack reaches the console.
+const wedgeGrace = 2 * time.Second
+
+// wedgeWatch reads the console as it comes and stops the VM shortly after
+// a report the guest will not get past on its own (splat.Wedged: a hung
+// task, an RCU stall), instead of leaving the scenario to its timeout.
+type wedgeWatch struct {
+	grace   time.Duration
+	mu      sync.Mutex
+	partial []byte
+	seen    bool
+	kill    func()
+	timer   *time.Timer
+}
+
+func (w *wedgeWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		if !w.seen && splat.Wedged(string(w.partial[:i])) {
+			w.seen = true
+			w.start()
+		}
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+// arm sets what stopping the VM means; a wedge seen before counts.
+func (w *wedgeWatch) arm(kill func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.kill = kill
+	if w.seen {
+		w.start()
+	}
+}
+
+// start schedules the stop; called with mu held.
+func (w *wedgeWatch) start() {
+	if w.kill != nil && w.timer == nil {
+		w.timer = time.AfterFunc(w.grace, w.kill)
+	}
+}
+
+// disarm cancels a pending stop once the VM is gone.
+func (w *wedgeWatch) disarm() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 // overall bounds a VM by the sum of its scenarios' timeouts plus boot.

@@ -292,3 +292,56 @@ func TestJudgeAgentError(t *testing.T) {
 		t.Errorf("no agent error: %q", r.Reason)
 	}
 }
+
+// TestWedgeWatchStopsAHungGuest feeds real consoles to the watch in small
+// chunks: a hung task's report stops the VM once, after the grace period;
+// consoles with other reports or none never do.
+func TestWedgeWatchStopsAHungGuest(t *testing.T) {
+	for _, tc := range []struct {
+		log  string
+		kill bool
+	}{
+		{"debian-7.3-base-hung.log", true},
+		{"debian-7.3-base-warn.log", false},
+		{"debian-7.3-base-null.log", false},
+		{"debian-7.3-base-lockdep.log", false},
+	} {
+		t.Run(tc.log, func(t *testing.T) {
+			console := goldenConsole(t, tc.log)
+			kills := make(chan struct{}, 4)
+			w := &wedgeWatch{grace: 50 * time.Millisecond}
+			w.arm(func() { kills <- struct{}{} })
+			for len(console) > 0 {
+				n := min(7, len(console))
+				w.Write(console[:n])
+				console = console[n:]
+			}
+			select {
+			case <-kills:
+				if !tc.kill {
+					t.Fatal("stopped a VM that was not wedged")
+				}
+			case <-time.After(500 * time.Millisecond):
+				if tc.kill {
+					t.Fatal("a hung task did not stop the VM")
+				}
+			}
+			w.disarm()
+			select {
+			case <-kills:
+				t.Fatal("stopped twice")
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
+	// A report seen before the VM handle exists still stops it.
+	w := &wedgeWatch{grace: time.Millisecond}
+	w.Write(goldenConsole(t, "debian-7.3-base-hung.log"))
+	killed := make(chan struct{})
+	w.arm(func() { close(killed) })
+	select {
+	case <-killed:
+	case <-time.After(time.Second):
+		t.Fatal("a wedge seen before arm was forgotten")
+	}
+}

@@ -73,6 +73,8 @@ type Options struct {
 type Harness struct {
 	Options
 	Stages Stages
+	// interactive boots Shell's VM; nil for vmtest.RunInteractive.
+	interactive interactive
 }
 
 // New returns a harness that builds and boots on this machine.
@@ -112,6 +114,10 @@ type vmJob struct {
 	err     error
 	verdict verdict.Verdict
 	reason  string
+	// vms is the number of VMs it booted; finished is set once it ran
+	// (for the progress estimate).
+	vms      int
+	finished bool
 }
 
 // Run runs the plan and writes the VMs' consoles and events under outDir.
@@ -123,10 +129,19 @@ func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome
 	out := &Outcome{Run: run}
 	raw := make([][]report.Result, len(p.Variants))
 	var jobs []*vmJob
+	if err := writeScenarios(outDir, p.Scenarios); err != nil {
+		h.Log.Printf("scenario copies: %v", err)
+	}
+	tr := h.newTracker(p)
 	for i, v := range p.Variants {
 		info := kernelInfo(v)
+		tr.prepareStart(i)
 		b, err := h.prepare(ctx, v, &info)
+		tr.prepareDone(i, err == nil)
 		if err != nil {
+			if lerr := keepBuildLog(err, h.variantDir(v, outDir), &info); lerr != nil {
+				h.Log.Printf("%s %s: %v", v.Kernel.Name, v.Label(), lerr)
+			}
 			vd, reason := h.failure(ctx, v, err)
 			if vd == verdict.Skip {
 				info.BuildError = err.Error()
@@ -134,11 +149,13 @@ func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome
 			out.Failures = append(out.Failures, Failure{Variant: v, Verdict: vd, Err: err})
 			raw[i] = cells(p.Scenarios, vd, reason)
 		} else {
+			info.Boot = bootRecord(v, b)
 			jobs = append(jobs, h.jobs(i, v, b, info.Version, p.Scenarios, outDir)...)
 		}
 		run.Kernels = append(run.Kernels, info)
 	}
-	h.schedule(ctx, jobs)
+	tr.jobs = jobs
+	h.schedule(ctx, jobs, tr)
 	for _, j := range jobs {
 		if j.err != nil {
 			out.Failures = append(out.Failures, Failure{Variant: j.v, Verdict: j.verdict, Err: j.err})
@@ -158,6 +175,7 @@ func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome
 		run.Results = append(run.Results, settle(v, p.Scenarios, raw[i])...)
 	}
 	run.Finished = time.Now()
+	tr.save()
 	return out
 }
 
@@ -171,7 +189,7 @@ func (h *Harness) prepare(ctx context.Context, v *plan.Variant, info *report.Ker
 
 // kernelInfo is what results.json says of a variant before it is prepared.
 func kernelInfo(v *plan.Variant) report.Kernel {
-	k := report.Kernel{Name: v.Kernel.Name, Spec: v.Kernel.Spec, Variant: v.Name, Config: v.Config, Claims: v.Claims}
+	k := report.Kernel{Name: v.Kernel.Name, Spec: v.Kernel.Spec, Variant: v.Name, Config: v.Config, Claims: v.Claims, Series: v.SeriesPath(), RunArgs: v.RunArgs()}
 	if v.Kernel.Prebuilt() {
 		k.Spec, k.Prebuilt = v.Kernel.Image, true
 	}
@@ -252,7 +270,7 @@ func (h *Harness) jobs(i int, v *plan.Variant, b *Bootable, version string, ss [
 
 // schedule runs the jobs, VMs at a time, in order. Jobs not started when
 // ctx is cancelled fail with the interruption.
-func (h *Harness) schedule(ctx context.Context, jobs []*vmJob) {
+func (h *Harness) schedule(ctx context.Context, jobs []*vmJob, tr *tracker) {
 	sem := make(chan struct{}, max(h.VMs, 1))
 	var wg sync.WaitGroup
 	for _, j := range jobs {
@@ -269,7 +287,9 @@ func (h *Harness) schedule(ctx context.Context, jobs []*vmJob) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			tr.jobStart(j)
 			h.boot(ctx, j)
+			tr.jobDone(j)
 		}()
 	}
 	wg.Wait()
@@ -289,15 +309,19 @@ func (h *Harness) boot(ctx context.Context, j *vmJob) {
 	if j.v.Boot.CPUs > 0 {
 		opts = append(opts, vmtest.WithCPUs(j.v.Boot.CPUs))
 	}
-	o, err := h.Stages.Execute(ctx, execute.Job{
+	job := execute.Job{
 		Kernel: j.b.Kernel, Vmlinux: j.b.Vmlinux, Initramfs: j.b.Initramfs,
 		Scenarios: j.ss, Claims: j.v.Claims, Params: j.v.Params,
 		OutDir: j.dir, Console: h.Console, VMOptions: opts,
-	})
+	}
+	o, err := h.Stages.Execute(ctx, job)
 	if err != nil {
 		j.err = fmt.Errorf("VM: %w", err)
 		j.verdict, j.reason = h.failure(ctx, j.v, j.err)
 		return
+	}
+	if err := writeVMs(j.dir, job, o); err != nil {
+		h.Log.Printf("%s %s: %s: %v", j.v.Kernel.Name, j.v.Label(), VMsFile, err)
 	}
 	if len(o.VMs) > 1 {
 		what += fmt.Sprintf(", %d VMs", len(o.VMs))
@@ -308,6 +332,7 @@ func (h *Harness) boot(ctx context.Context, j *vmJob) {
 	h.Log.Done(what, time.Since(start))
 	j.results = append(o.Results, o.Boot...)
 	j.features = o.Features
+	j.vms = len(o.VMs)
 }
 
 // settle merges the repeats of each of a variant's scenarios and settles

@@ -23,8 +23,14 @@ type Spec struct {
 	// Name names the variant in reports; "" derives it from the series.
 	Name string
 	// Claims are the behaviours the series claims; nil takes them from
-	// the series.toml catalog the series is listed in.
+	// PatchClaims, else from the series.toml catalog the series is listed
+	// in.
 	Claims []string
+	// PatchClaims are claims given on the command line per patch of the
+	// series (1-based), as a series.toml gives them; key 0 holds claims of
+	// the whole version, which only a selection that ends with its last
+	// patch makes (see VersionClaims). Prefix keeps them.
+	PatchClaims map[int][]string
 }
 
 // Variant is one kernel to boot: a source with a config and a patch
@@ -99,6 +105,9 @@ func newVariant(root string, s Spec, ss []scenarios.Scenario, cat *Catalog) (*Va
 	if s.Series != "" {
 		if v.Series, err = kernel.LoadSeries(s.Series); err != nil {
 			return nil, err
+		}
+		if v.Claims == nil && s.PatchClaims != nil {
+			v.Claims = claimsOf(s.PatchClaims, s.Picks, len(v.Series.Patches))
 		}
 		if s.Picks != nil {
 			if v.Series, err = v.Series.Select(s.Picks); err != nil {

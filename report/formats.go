@@ -8,15 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"fusevm/verdict"
 )
 
-// WriteFiles writes results.json, junit.xml and summary.md into dir. It
-// writes every file it can and returns the errors of the others.
+// WriteFiles writes results.json, junit.xml, summary.md and results.ktap
+// into dir. It writes every file it can and returns the errors of the
+// others.
 func (run *Run) WriteFiles(dir string) error {
 	return errors.Join(
 		run.WriteJSON(filepath.Join(dir, "results.json")),
 		writeFile(filepath.Join(dir, "junit.xml"), run.WriteJUnit),
 		writeFile(filepath.Join(dir, "summary.md"), run.WriteMarkdown),
+		writeFile(filepath.Join(dir, "results.ktap"), run.WriteKTAP),
 	)
 }
 
@@ -114,6 +118,8 @@ type junitSuite struct {
 	Name     string      `xml:"name,attr"`
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
 	Cases    []junitCase `xml:"testcase"`
 }
 
@@ -122,6 +128,8 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
@@ -130,8 +138,10 @@ type junitMessage struct {
 	Body    string `xml:",chardata"`
 }
 
-// WriteJUnit writes one test suite per kernel variant; every result that
-// is not as expected (a build failure's SKIP included) is a failure.
+// WriteJUnit writes one test suite per kernel variant. A SKIP cell is
+// <skipped> (with the reason, and the end of the build log when the
+// variant did not build), an INFRA cell <error> (nothing is known of the
+// kernel), and any other result that is not as expected a <failure>.
 func (run *Run) WriteJUnit(w io.Writer) error {
 	var suites []junitSuite
 	idx := map[string]int{}
@@ -145,7 +155,18 @@ func (run *Run) WriteJUnit(w io.Writer) error {
 		}
 		s := &suites[i]
 		c := junitCase{Name: r.Scenario, Classname: name, Time: fmt.Sprintf("%.3f", r.Duration.Seconds()), SystemOut: r.Cell()}
-		if !r.AsExpected {
+		switch {
+		case r.Verdict == verdict.Skip:
+			body := r.Reason + "\n"
+			if k := run.KernelOf(&r); k != nil && k.BuildLog != "" {
+				body += "build log: " + k.BuildLog + "\n" + k.BuildLogTail
+			}
+			c.Skipped = &junitMessage{Message: r.Reason, Body: body}
+			s.Skipped++
+		case r.Verdict == verdict.Infra:
+			c.Error = &junitMessage{Message: "INFRA: " + r.Reason, Body: r.Reason + "\n"}
+			s.Errors++
+		case !r.AsExpected:
 			c.Failure = &junitMessage{Message: fmt.Sprintf("%s, want %s", r.Verdict, r.Expected), Body: r.Reason + "\n" + r.SplatText + r.Stack}
 			s.Failures++
 		}

@@ -7,10 +7,8 @@ package report
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"fusevm/events"
@@ -77,11 +75,65 @@ type Kernel struct {
 	Cached   bool             `json:"build_cached"`
 	// BuildError is set when the variant did not build or apply.
 	BuildError string `json:"build_error,omitempty"`
+	// BuildLog is the copy, in the results directory, of the log of a
+	// build that failed; BuildLogTail holds its last lines.
+	BuildLog     string `json:"build_log,omitempty"`
+	BuildLogTail string `json:"build_log_tail,omitempty"`
+	// Series is the patch series as it was given (a directory, a series
+	// file or an mbox); "" for the baseline.
+	Series string `json:"series,omitempty"`
+	// RunArgs are the `fusevm run` arguments that build and test this
+	// variant again from its source (without --scenarios).
+	RunArgs []string `json:"run_args,omitempty"`
+	// Boot is how its VMs were booted; nil when it did not get as far.
+	Boot *Boot `json:"boot,omitempty"`
+}
+
+// Boot is what `fusevm repro` needs to boot a variant's VM again, exactly:
+// the cached images and the kernel command line. Each VM's own QEMU
+// command line is in the vms.json beside its console log (VM).
+type Boot struct {
+	// Kernel is the bzImage booted; Vmlinux the unstripped kernel kept
+	// beside it ("" for a prebuilt kernel); Initramfs the guest image.
+	Kernel    string `json:"kernel"`
+	Vmlinux   string `json:"vmlinux,omitempty"`
+	Initramfs string `json:"initramfs"`
+	// Cmdline is the whole kernel command line; Append the arguments
+	// after the fixed head (vmtest.BaseCmdline), from the config's .boot
+	// files.
+	Cmdline string   `json:"cmdline"`
+	Append  []string `json:"append,omitempty"`
+	// CPUs is the number of vCPUs; 0 for the default.
+	CPUs int `json:"cpus,omitempty"`
+	// Params are the scenario parameters sent to the guest.
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// VM is one QEMU run: vms.json in a directory of console logs lists them
+// in boot order.
+type VM struct {
+	// ConsoleLog is its console; Scenarios those it settled.
+	ConsoleLog string   `json:"console_log"`
+	Scenarios  []string `json:"scenarios"`
+	Accel      string   `json:"accel"`
+	// Exit says how it ended (vmtest.ExitReason), Error why.
+	Exit  string `json:"exit"`
+	Error string `json:"error,omitempty"`
+	// Argv is QEMU's command line as it ran (its sockets were in a
+	// temporary directory); Cmdline the kernel's.
+	Argv    []string `json:"argv"`
+	Cmdline string   `json:"cmdline"`
+	// Kernel, Vmlinux and Initramfs are the images it booted.
+	Kernel    string `json:"kernel"`
+	Vmlinux   string `json:"vmlinux,omitempty"`
+	Initramfs string `json:"initramfs"`
 }
 
 // Run is the content of results.json.
 type Run struct {
-	Schema   int       `json:"schema"`
+	Schema int `json:"schema"`
+	// Command is the fusevm command line that made the run.
+	Command  []string  `json:"command,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Kernels  []Kernel  `json:"kernels"`
@@ -127,34 +179,6 @@ func (r *Result) Cell() string {
 		return fmt.Sprintf("%s (expected)", r.Verdict)
 	default:
 		return fmt.Sprintf("%s (UNEXPECTED, want %s)", r.Verdict, r.Expected)
-	}
-}
-
-// WriteSummary prints one line per result and then the unexpected ones
-// with their reasons.
-func (run *Run) WriteSummary(w io.Writer) {
-	res := run.Results
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tVARIANT\tSCENARIO\tRESULT")
-	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kernel, r.column(), r.Scenario, r.Cell())
-	}
-	tw.Flush()
-	var notes []string
-	for _, r := range res {
-		if r.Reason != "" && (!r.AsExpected || r.Verdict != verdict.Pass) {
-			notes = append(notes, fmt.Sprintf("  %s %s %s: %s", r.Kernel, r.column(), r.Scenario, r.Reason))
-		}
-	}
-	if len(notes) > 0 {
-		fmt.Fprintln(w, "\nreasons:")
-		fmt.Fprintln(w, strings.Join(notes, "\n"))
-	}
-	if revs := run.revisions(); len(revs) > 0 {
-		fmt.Fprintln(w, "\nkernels:")
-		for _, rv := range revs {
-			fmt.Fprintf(w, "  %s: %s\n", rv[0], rv[1])
-		}
 	}
 }
 

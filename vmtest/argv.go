@@ -73,10 +73,7 @@ func (c *config) argv(accel Accel, dir string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("vmtest: no command line for accelerator %v", accel)
 	}
-	cmdline := BaseCmdline
-	if len(c.appendArgs) > 0 {
-		cmdline += " " + strings.Join(c.appendArgs, " ")
-	}
+	cmdline := c.cmdline()
 
 	a := []string{c.qemu,
 		"-nodefaults", "-display", "none", "-no-reboot",
@@ -89,9 +86,23 @@ func (c *config) argv(accel Accel, dir string) ([]string, error) {
 		"-kernel", c.kernel,
 		"-initrd", c.initramfs,
 		"-append", cmdline,
+	)
+	if c.interactive {
+		// The serial console is the user's terminal, multiplexed with
+		// QEMU's monitor (Ctrl-A c switches, Ctrl-A x quits).
+		a = append(a,
+			"-chardev", "stdio,id=con,mux=on,signal=off",
+			"-serial", "chardev:con",
+			"-mon", "chardev=con,mode=readline",
+		)
+	} else {
 		// The serial console goes to QEMU's stdout, a pipe we read.
-		"-chardev", "stdio,id=con,signal=off",
-		"-serial", "chardev:con",
+		a = append(a,
+			"-chardev", "stdio,id=con,signal=off",
+			"-serial", "chardev:con",
+		)
+	}
+	a = append(a,
 		// A guest panic is reported (GUEST_PANICKED) and ends QEMU.
 		"-device", "pvpanic-pci",
 		"-action", "panic=exit-failure",
@@ -102,8 +113,29 @@ func (c *config) argv(accel Accel, dir string) ([]string, error) {
 		"-chardev", "socket,id=ev,path="+qemuEscape(evPath),
 		"-device", "virtserialport,bus=vser0.0,chardev=ev,name="+events.PortName,
 	)
+	if c.gdbPort > 0 {
+		// QEMU's gdb stub, and the CPUs stopped until gdb continues.
+		a = append(a, "-gdb", fmt.Sprintf("tcp::%d", c.gdbPort), "-S")
+	}
 	return a, nil
 }
+
+// cmdline is the kernel command line: BaseCmdline, nokaslr under gdb (so
+// vmlinux's addresses are the running kernel's), then WithAppend's.
+func (c *config) cmdline() string {
+	cmdline := BaseCmdline
+	if c.gdbPort > 0 {
+		cmdline += " nokaslr"
+	}
+	if len(c.appendArgs) > 0 {
+		cmdline += " " + strings.Join(c.appendArgs, " ")
+	}
+	return cmdline
+}
+
+// Cmdline returns the kernel command line Start and Argv would give the
+// kernel for opts.
+func Cmdline(opts ...Option) string { return newConfig(opts).cmdline() }
 
 // qemuEscape doubles commas, QEMU's escape inside an option value.
 func qemuEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }

@@ -147,3 +147,37 @@ func TestMissingQEMUNamesThePackage(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestArgvGDBAndInteractive(t *testing.T) {
+	got, err := Argv(WithKernel("/k/bzImage"), WithInitramfs("/k/i.cpio"), WithWorkDir("/run/vm"),
+		WithAccel(AccelTCG), WithAppend("fusevm.shell"), WithGDB(1234), WithInteractive())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"qemu-system-x86_64",
+		"-nodefaults", "-display", "none", "-no-reboot", "-machine", "pc",
+		"-accel", "tcg,thread=multi", "-cpu", "max",
+		"-smp", "2", "-m", "512",
+		"-kernel", "/k/bzImage", "-initrd", "/k/i.cpio",
+		"-append", "console=ttyS0 panic=-1 oops=panic printk.devkmsg=on softlockup_panic=1 watchdog_thresh=5 nokaslr fusevm.shell",
+		"-chardev", "stdio,id=con,mux=on,signal=off",
+		"-serial", "chardev:con",
+		"-mon", "chardev=con,mode=readline",
+		"-device", "pvpanic-pci",
+		"-action", "panic=exit-failure",
+		"-qmp", "unix:/run/vm/qmp.sock,server=on,wait=off",
+		"-device", "virtio-serial-pci,id=vser0",
+		"-chardev", "socket,id=ev,path=/run/vm/events.sock",
+		"-device", "virtserialport,bus=vser0.0,chardev=ev,name=fusevm.events",
+		"-gdb", "tcp::1234", "-S",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("argv mismatch\n got: %q\nwant: %q", got, want)
+	}
+	if c := Cmdline(WithGDB(1), WithAppend("a")); c != BaseCmdline+" nokaslr a" {
+		t.Errorf("Cmdline = %q", c)
+	}
+	if _, err := Argv(WithKernel("k"), WithInitramfs("i"), WithWorkDir("/w"), WithAccel(AccelTCG), WithGDB(70000)); err == nil {
+		t.Error("gdb port 70000 accepted")
+	}
+}

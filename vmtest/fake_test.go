@@ -84,6 +84,9 @@ func fakeQEMU(mode string, args []string) int {
 		fmt.Fprintf(os.Stderr, "qemu-system-x86_64: -chardev socket,id=ev: %v\n", err)
 		return 1
 	}
+	if mode == "interactive" {
+		return fakeInteractive(ev, args)
+	}
 	stubborn := mode == "stubborn"
 	mon := startFakeMonitor(qmpPath, !stubborn)
 	if stubborn {
@@ -305,6 +308,10 @@ func TestFakeBoot(t *testing.T) {
 	}
 	if res.Accel != AccelTCG || res.BootToHello <= 0 || res.Wall < res.BootToHello {
 		t.Errorf("accel %v, boot-to-hello %v, wall %v", res.Accel, res.BootToHello, res.Wall)
+	}
+	// The command line as it ran is recorded, for fusevm repro and humans.
+	if len(res.Argv) < 10 || !slices.Contains(res.Argv, "-kernel") || res.Cmdline != BaseCmdline || !slices.Contains(res.Argv, res.Cmdline) {
+		t.Errorf("argv %q, cmdline %q: want the command line QEMU ran", res.Argv, res.Cmdline)
 	}
 	var kinds []string
 	echoed := false

@@ -89,6 +89,8 @@ type config struct {
 	probeCacheSet bool
 	qemu          string
 	workDir       string
+	gdbPort       int
+	interactive   bool
 
 	// Test hooks.
 	kvmProbe  time.Duration
@@ -124,6 +126,9 @@ func (c *config) validate() error {
 	}
 	if c.memoryMB < 64 {
 		return fmt.Errorf("vmtest: %d MiB of memory: need at least 64", c.memoryMB)
+	}
+	if c.gdbPort < 0 || c.gdbPort > 65535 {
+		return fmt.Errorf("vmtest: gdb port %d: want 1-65535", c.gdbPort)
 	}
 	return nil
 }
@@ -197,6 +202,18 @@ func WithQEMU(binary string) Option { return func(c *config) { c.qemu = binary }
 // a private subdirectory there and removes it on exit; Argv uses dir as is.
 // The default is a fresh directory under os.TempDir().
 func WithWorkDir(dir string) Option { return func(c *config) { c.workDir = dir } }
+
+// WithGDB starts QEMU's gdb stub on TCP port port (-gdb tcp::PORT) with
+// the CPUs stopped until gdb continues (-S), and boots the kernel with
+// nokaslr, so the symbols of its vmlinux are where the kernel runs. The
+// boot timeout should then be disabled: the guest waits for gdb.
+func WithGDB(port int) Option { return func(c *config) { c.gdbPort = port } }
+
+// WithInteractive makes the serial console the user's terminal: QEMU's
+// stdio chardev is multiplexed with its monitor (-mon), so Ctrl-A x quits
+// QEMU and Ctrl-A c switches to the monitor. Only RunInteractive boots
+// such a command line.
+func WithInteractive() Option { return func(c *config) { c.interactive = true } }
 
 // DefaultProbeCache returns the default probe cache path,
 // $XDG_CACHE_HOME/fusevm/kvm-probe.json (or its platform equivalent), or ""

@@ -88,6 +88,12 @@ type Result struct {
 	ConsoleLog string
 	// QEMUStderr is the tail of QEMU's standard error.
 	QEMUStderr string
+	// Argv is QEMU's command line (binary first) as it ran, under the
+	// accelerator that counted; its socket paths were in a directory
+	// removed since. Nil when QEMU did not get as far as a command line.
+	Argv []string
+	// Cmdline is the kernel command line.
+	Cmdline string
 }
 
 // outcome is what the supervisor observed when QEMU was gone; classify

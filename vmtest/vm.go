@@ -63,6 +63,9 @@ func Start(ctx context.Context, opts ...Option) (*VM, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	if c.interactive {
+		return nil, errors.New("vmtest: an interactive console (WithInteractive) is for RunInteractive, not Start")
+	}
 	for _, p := range []string{c.kernel, c.initramfs} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("vmtest: %w", err)
@@ -203,6 +206,7 @@ func (vm *VM) run(ctx context.Context) {
 	res.ShutdownReason = o.shutdownReason
 	res.BootToHello = info.bootToHello
 	res.QEMUStderr = info.stderr
+	res.Argv, res.Cmdline = info.argv, vm.cfg.cmdline()
 }
 
 // accelChoice is the outcome of chooseAccel.
@@ -214,8 +218,9 @@ type accelChoice struct {
 	keyOK bool
 }
 
-func (vm *VM) chooseAccel(ctx context.Context) accelChoice {
-	c := vm.cfg
+func (vm *VM) chooseAccel(ctx context.Context) accelChoice { return vm.cfg.chooseAccel(ctx) }
+
+func (c *config) chooseAccel(ctx context.Context) accelChoice {
 	switch c.accel {
 	case AccelKVM:
 		return accelChoice{accel: AccelKVM, note: "kvm: requested"}
@@ -274,6 +279,7 @@ type attemptInfo struct {
 	probeSilent bool
 	bootToHello time.Duration
 	stderr      string
+	argv        []string // QEMU's command line
 }
 
 // runAttempt starts QEMU under accel and supervises it until it exits and
@@ -293,6 +299,7 @@ func (vm *VM) runAttempt(ctx context.Context, accel Accel, probe bool) (o outcom
 	if err != nil {
 		return fail(err)
 	}
+	info.argv = argv
 	evLn, err := net.Listen("unix", filepath.Join(dir, eventSocketName))
 	if err != nil {
 		return fail(fmt.Errorf("vmtest: event socket: %w", err))

@@ -64,7 +64,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	findFix := fs.Bool("find-fix", false, "look for the commit that fixed the scenarios: good and bad swap (use with git bisect --term-old/--term-new)")
 	allowDirty := fs.Bool("allow-dirty", false, "test HEAD even though the work tree has uncommitted changes (they are not tested)")
 	logPath := fs.String("log", "", "append each step to this JSON-lines file (default: <cache>/bisect/<repo>.jsonl)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitSkip, err
 	}
 	commit, err := bisect.Revision(ctx, *repo, *allowDirty)
@@ -85,6 +85,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 		return exitSkip, err
 	}
 	p := newProgress(os.Stderr)
+	defer p.close()
 	o, err := f.options(p)
 	if err != nil {
 		return exitSkip, err
@@ -101,6 +102,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 		out := h.Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, filepath.Join(outDir, fmt.Sprintf("run%d", n)))
 		return bisect.Judge(out.Run.Results), nil
 	})
+	p.close()
 	if err != nil {
 		return exitSkip, err
 	}
@@ -127,11 +129,17 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 	var f bisectFlags
 	f.register(fs)
 	spec := fs.String("kernel", "debian:7.3", "the base kernel source")
-	if err := fs.Parse(args); err != nil {
+	var claims listFlag
+	fs.Var(&claims, "claims", "claims of a version in no series.toml: VERSION=CLAIM,... (the whole version), VERSION:N=CLAIM,... (its patch N), or CLAIM,... for the only such version; repeatable")
+	if err := parseArgs(fs, args); err != nil {
 		return parseError(err)
 	}
 	if fs.NArg() == 0 {
 		return exitUsage, usagef("bisect series: name the versions in order (series directories or mboxes)")
+	}
+	vc, err := plan.ParseVersionClaims(claims)
+	if err != nil {
+		return exitUsage, usageError{err}
 	}
 	ss, err := scenarios.Load(splitList(*f.scen))
 	if err != nil {
@@ -141,23 +149,20 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	var variants []*plan.Variant
+	variants, err := plan.SeriesVersions(root, plan.Kernel{Name: *spec, Spec: *spec}, *f.config, fs.Args(), vc, ss)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
 	var versions []bisect.Version
-	for _, path := range fs.Args() {
-		v, err := plan.NewVariant(root, plan.Spec{Kernel: plan.Kernel{Name: *spec, Spec: *spec}, Config: *f.config, Series: path}, ss)
-		if err != nil {
-			return exitUsage, usageError{err}
-		}
-		if v.Version == "" {
-			return exitUsage, usagef("version %s is not listed in a series.toml, so its claims are unknown: add it to one beside the series", path)
-		}
+	for _, v := range variants {
 		bv := bisect.Version{Name: v.Name}
 		for _, pt := range v.Series.Patches {
 			bv.Patches = append(bv.Patches, pt.Name)
 		}
-		variants, versions = append(variants, v), append(versions, bv)
+		versions = append(versions, bv)
 	}
 	p := newProgress(os.Stderr)
+	defer p.close()
 	o, err := f.options(p)
 	if err != nil {
 		return exitUsage, err
@@ -174,6 +179,7 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		Tried:    func(t bisect.SeriesTry) { p.Printf("==> %s: %s %s", t, t.Class, t.Detail) },
 	}
 	rep, err := search.Run(ctx)
+	p.close()
 	if werr := writeSeriesReport(rep, outDir); werr != nil {
 		return exitFail, errors.Join(err, werr)
 	}

@@ -52,7 +52,7 @@ func cmdCache(args []string) (int, error) {
 
 // parseNoArgs parses flags and refuses operands.
 func parseNoArgs(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return usagef("%s: %v", fs.Name(), err)
 	}
 	if fs.NArg() > 0 {

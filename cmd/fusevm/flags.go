@@ -61,6 +61,7 @@ func (c *common) outDir() (string, error) {
 // summary and returns the exit code: 2 when a kernel specification was
 // wrong, 1 when a result is unexpected or the run was interrupted.
 func finish(out *harness.Outcome, outDir string, interrupted error) (int, error) {
+	out.Run.Command = os.Args
 	if err := out.Run.WriteFiles(outDir); err != nil {
 		return exitFail, err
 	}
@@ -118,3 +119,51 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// parseArgs parses args with fs, taking flags wherever they are among the
+// operands ("fusevm bisect series v1 v2 --out dir" as well as "--out dir
+// v1 v2"): the standard flag package stops at the first operand. "--"
+// ends the flags; what follows it is operands.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	return fs.Parse(reorder(fs, args))
+}
+
+// reorder moves the flags of args (with the values of those that take
+// one) before its operands, keeping the order within each.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, operands []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			operands = append(operands, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			operands = append(operands, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // flag.Parse reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(append(flags, "--"), operands...)
+}
+
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }

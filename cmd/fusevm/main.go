@@ -36,11 +36,15 @@ commands:
   matrix     kernels x series versions x configs x scenarios from configs/matrix.toml
   bisect-step     for git bisect run in a kernel tree: exit 0 good, 1 bad, 125 skip
   bisect series   the first series version, then the first patch, whose results turn unexpected
+  report     the plain-text report of a results directory, to paste into a reply (fusevm report RESULTS)
+  repro      run one cell of a results directory again on the same kernel and image (fusevm repro RESULTS CELL)
+  shell      boot a kernel variant (the flags of run) into a shell on its console; --gdb for the gdb stub
   scenarios  list the built-in scenarios, or check scripts (fusevm scenarios FILE.fvm...)
   cache verify    list the cache's entries and check their digests
   cache prune     remove the least recently used cache entries (--max-size SIZE, --kind K)
 
-Run "fusevm <command> -h" for the flags of a command.
+Run "fusevm <command> -h" for the flags of a command; flags may come
+before or after the operands.
 `
 
 // main is multi-call: started under the name init (the guest's /init) it
@@ -81,6 +85,12 @@ func run(ctx context.Context, args []string) int {
 			break
 		}
 		code, err = cmdBisectSeries(ctx, args[2:])
+	case "report":
+		code, err = cmdReport(args[1:])
+	case "repro":
+		code, err = cmdRepro(ctx, args[1:])
+	case "shell":
+		code, err = cmdShell(ctx, args[1:])
 	case "scenarios":
 		code, err = cmdScenarios(args[1:])
 	case "cache":

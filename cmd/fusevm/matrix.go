@@ -23,7 +23,7 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	jobs := fs.Int("j", 2, "VMs to run in parallel")
 	count := fs.Int("count", 1, "run every scenario N times; repeats that disagree make the cell FLAKY")
 	isolate := fs.Bool("isolate", false, "one VM per scenario (default: one VM per kernel variant)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return parseError(err)
 	}
 	if fs.NArg() > 0 || *jobs < 1 || *count < 1 {
@@ -43,6 +43,7 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 		return exitUsage, usageError{err}
 	}
 	p := newProgress(os.Stderr)
+	defer p.close()
 	o, err := c.options(p)
 	if err != nil {
 		return exitUsage, err
@@ -53,5 +54,6 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 		return exitFail, err
 	}
 	out := harness.New(o).Run(ctx, pl, outDir)
+	p.close()
 	return finish(out, outDir, ctx.Err())
 }

@@ -13,7 +13,7 @@ import (
 func cmdScenarios(args []string) (int, error) {
 	fs := flag.NewFlagSet("scenarios", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return exitUsage, usagef("scenarios: %v", err)
 	}
 	names := fs.Args()

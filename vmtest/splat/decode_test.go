@@ -104,7 +104,6 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-
 // TestDecodeRawAddresses: a kernel without KALLSYMS prints bare addresses;
 // decoding names their functions.
 func TestDecodeRawAddresses(t *testing.T) {

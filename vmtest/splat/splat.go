@@ -394,6 +394,20 @@ func (s *scanner) startsUnknown(i int) bool {
 	return true
 }
 
+// wedgedRe matches the headers of reports after which the guest will not
+// finish its scenario on its own: a task blocked in D state, an RCU stall.
+var wedgedRe = regexp.MustCompile(`^(?:INFO: task \S+:\d+ blocked for more than|(?:rcu: )?INFO: \w+ (?:detected (?:expedited )?stalls?|self-detected stall))`)
+
+// Wedged reports whether a console line is the header of a report after
+// which the guest will not finish its scenario on its own, so the host
+// may stop the VM once the report is printed.
+func Wedged(line string) bool {
+	if loc := printkPrefix.FindStringIndex(line); loc != nil {
+		line = line[loc[1]:]
+	}
+	return wedgedRe.MatchString(strings.TrimRight(line, "\r"))
+}
+
 // maxBlock bounds a splat's length in lines.
 const maxBlock = 400
 

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"fusevm/harness"
+	"fusevm/vmtest"
+)
+
+// cmdShell is "fusevm shell": a kernel variant (the flags of run) booted
+// into the guest's debugging shell on the serial console, this terminal;
+// with --gdb, QEMU's gdb stub waits for gdb.
+func cmdShell(ctx context.Context, args []string) (int, error) {
+	fs := flag.NewFlagSet("shell", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	var vf variantFlags
+	vf.register(fs)
+	gdb := fs.Bool("gdb", false, "start QEMU's gdb stub with the CPUs stopped until gdb continues, boot with nokaslr, and print the gdb command line")
+	gdbPort := fs.Int("gdb-port", 1234, "the gdb stub's TCP port")
+	if err := parseArgs(fs, args); err != nil {
+		return parseError(err)
+	}
+	if *gdbPort < 1 || *gdbPort > 65535 {
+		return exitUsage, usagef("shell: --gdb-port %d: want 1-65535", *gdbPort)
+	}
+	v, ss, code, err := vf.variant(fs, c.cache)
+	if err != nil {
+		return code, err
+	}
+	p := newProgress(os.Stderr)
+	defer p.close()
+	o, err := c.options(p)
+	if err != nil {
+		return exitUsage, err
+	}
+	sh := harness.Shell{
+		Variant: v, Scenarios: ss,
+		Terminal: vmtest.Terminal{In: os.Stdin, Out: os.Stdout, Err: os.Stderr},
+		Ready: func(si harness.ShellInfo) {
+			p.close()
+			fmt.Fprintf(os.Stderr, "==> shell: %s %s under %s (%s)\n", v.Kernel.Name, v.Label(), si.Accel, si.AccelNote)
+			fmt.Fprintf(os.Stderr, "    kernel %s\n    kernel command line: %s\n", si.Kernel, si.Cmdline)
+			fmt.Fprintf(os.Stderr, "    in the guest: help lists the commands, exit powers off; Ctrl-A x quits QEMU\n")
+			if si.GDB != "" {
+				fmt.Fprintf(os.Stderr, "==> gdb: QEMU waits for gdb on port %d; in another terminal:\n    %s\n", *gdbPort, si.GDB)
+				fmt.Fprintf(os.Stderr, "    then \"continue\" (use hbreak for breakpoints before the kernel is up)\n")
+				if si.Vmlinux == "" {
+					fmt.Fprintf(os.Stderr, "    (a prebuilt kernel has no vmlinux here: gdb gets no symbols)\n")
+				}
+			}
+		},
+	}
+	if *gdb {
+		sh.GDBPort = *gdbPort
+	}
+	if err := harness.New(o).Shell(ctx, sh); err != nil {
+		return exitFail, err
+	}
+	return exitOK, nil
+}
