@@ -1,6 +1,6 @@
 // Package report holds the results of a run and writes them:
-// results.json (stable schema), junit.xml, summary.md and the text summary
-// table. Whether a result is as expected is decided by package plan
+// results.json (stable schema), junit.xml, results.ktap, summary.md, the
+// text summary table and the 80-column text report for a mailing list. Whether a result is as expected is decided by package plan
 // (plan.Variant.Settle); this package renders it.
 package report
 

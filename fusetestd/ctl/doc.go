@@ -6,6 +6,6 @@
 // status of the serving generation and takes fault-injection orders. Both
 // carry JSON lines: one Request object per line, answered by one Response
 // object per line; file descriptors ride along as SCM_RIGHTS. It is a leaf:
-// it imports only the standard library and fuseabi, so a guest-side
+// it imports only the standard library, so a guest-side
 // scenario interpreter can drive the daemon with it.
 package ctl
