@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 
 	"fusevm/events"
 	"fusevm/fuseabi"
+	"fusevm/fuseabi/fuseabitest"
 )
 
 // TestFeature maps the probes' convention onto the three answers.
@@ -64,17 +64,7 @@ func TestSenderKeepsFirstError(t *testing.T) {
 // every feature is reported as not supported, saying what the probe saw,
 // and a bad inode_cache_bit makes that feature unknown.
 func TestProbeFeaturesOnHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the probes mount FUSE and register backing files")
-	}
-	if os.Getenv("FUSEVM_HOST_PATCHED") != "" {
-		t.Skip("FUSEVM_HOST_PATCHED is set: the host kernel carries the series")
-	}
-	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no usable /dev/fuse: %v", err)
-	}
-	unix.Close(fd)
+	fuseabitest.RequireUnpatchedHost(t)
 	fs := probeFeatures(map[string]string{"inode_cache_bit": "9"})
 	t.Logf("features:%s", featureStates(fs))
 	for _, f := range fs {

@@ -2,7 +2,6 @@ package fuseabi
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"fusevm/fuseabi/fuseabitest"
 )
 
 // ioc computes a Linux ioctl number (asm-generic/ioctl.h).
@@ -254,18 +255,8 @@ func TestProbeConnServes(t *testing.T) {
 // kernel); FUSEVM_HOST_PATCHED=1 says it carries (part of) the series.
 func requireUnpatchedHost(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the probes mount FUSE and register backing files")
-	}
-	if os.Getenv("FUSEVM_HOST_PATCHED") != "" {
-		t.Skip("FUSEVM_HOST_PATCHED is set: the host kernel carries the series")
-	}
-	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no usable /dev/fuse: %v", err)
-	}
-	unix.Close(fd)
-	err = withProbeConn(func(*probeConn) error { return nil })
+	fuseabitest.RequireUnpatchedHost(t)
+	err := withProbeConn(func(*probeConn) error { return nil })
 	switch {
 	case errors.Is(err, errNoPassthrough):
 		t.Skipf("kernel without FUSE passthrough: %v", err)

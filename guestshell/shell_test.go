@@ -5,35 +5,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"fusevm/events"
 	"fusevm/fuseabi"
+	"fusevm/fuseabi/fuseabitest"
 	"fusevm/scenarios"
-	"fusevm/scenarios/interp"
+	"fusevm/scenarios/interp/interptest"
 )
 
-// spawnerArg makes the test binary serve as the process spawner, as the
-// guest's /init does.
-const spawnerArg = "guestshell-test-spawner"
-
-func TestMain(m *testing.M) {
-	if len(os.Args) == 2 && os.Args[1] == spawnerArg {
-		if err := interp.ServeSpawner(os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "spawner:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// TestMain runs the tests, or the process spawner of TestOnHost.
+func TestMain(m *testing.M) { interptest.Main(m) }
 
 // console is the shell's terminal: commands are written to a pipe, and
 // what the shell prints is read until the next prompt.
@@ -204,35 +190,14 @@ func TestOnHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: scenarios mount tmpfs and FUSE")
 	}
-	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no usable /dev/fuse: %v", err)
+	fuseabitest.RequireDevFuse(t)
+	if err := interptest.KeepFusectlMounted(t); err != nil {
+		t.Skipf("fusectl: %v", err)
 	}
-	unix.Close(fd)
-	if mounted, _ := fuseabi.IsMountpoint(fuseabi.FusectlDir); !mounted {
-		if err := fuseabi.EnsureFusectl(); err != nil {
-			t.Skipf("fusectl: %v", err)
-		}
-		t.Cleanup(func() { unix.Unmount(fuseabi.FusectlDir, 0) })
-	}
-	daemon := filepath.Join(t.TempDir(), "fusetestd")
-	if out, err := exec.Command("go", "build", "-o", daemon, "fusevm/cmd/fusetestd").CombinedOutput(); err != nil {
-		t.Fatalf("build fusetestd: %v\n%s", err, out)
-	}
-	self, _ := os.Executable()
-	spawner, err := interp.StartSpawner(self, spawnerArg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	daemon := interptest.BuildDaemon(t)
+	spawner := interptest.StartSpawner(t)
 	root := t.TempDir()
-	t.Cleanup(func() {
-		for _, d := range []string{"mnt", "backing"} {
-			if m, _ := fuseabi.IsMountpoint(filepath.Join(root, d)); m {
-				t.Errorf("%s still mounted", d)
-				unix.Unmount(filepath.Join(root, d), unix.MNT_DETACH)
-			}
-		}
-	})
+	t.Cleanup(func() { interptest.CheckUnmounted(t, root) })
 	// The host kernel is unpatched: no claims.
 	plan := testPlan(t, "smoke-passthrough")
 	plan.Claims = nil

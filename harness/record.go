@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,7 +65,7 @@ func keepBuildLog(err error, dir string, info *report.Kernel) error {
 		return nil
 	}
 	dst := filepath.Join(dir, BuildLogFile)
-	if err := copyFile(be.Log, dst); err != nil {
+	if err := kernel.CopyFile(be.Log, dst, 0o666); err != nil {
 		return fmt.Errorf("keep the build log: %w", err)
 	}
 	if abs, err := filepath.Abs(dst); err == nil {
@@ -74,23 +73,6 @@ func keepBuildLog(err error, dir string, info *report.Kernel) error {
 	}
 	be.Log, info.BuildLog = dst, dst
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // writeVMs writes dir/vms.json: each VM of o with its QEMU command line,

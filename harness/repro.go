@@ -2,17 +2,15 @@ package harness
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"fusevm/execute"
+	"fusevm/kernel"
 	"fusevm/report"
 	"fusevm/scenarios"
 	"fusevm/verdict"
@@ -164,7 +162,7 @@ func checkBoot(b *report.Boot) error {
 			if p != b.Kernel && p != b.Vmlinux {
 				continue
 			}
-			got, err := fileSHA256(p)
+			got, err := kernel.HashFile(p)
 			if err != nil {
 				return err
 			}
@@ -174,7 +172,7 @@ func checkBoot(b *report.Boot) error {
 		}
 	}
 	if name := strings.TrimSuffix(filepath.Base(b.Initramfs), ".cpio"); len(name) >= 16 && name != filepath.Base(b.Initramfs) {
-		got, err := fileSHA256(b.Initramfs)
+		got, err := kernel.HashFile(b.Initramfs)
 		if err != nil {
 			return err
 		}
@@ -183,17 +181,4 @@ func checkBoot(b *report.Boot) error {
 		}
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -153,7 +153,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 		art.markCached()
 		return art, nil
 	}
-	unlock, err := c.Lock(ctx, "build-" + key)
+	unlock, err := c.Lock(ctx, "build-"+key)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func Build(ctx context.Context, c *Cache, spec BuildSpec, log Logger) (*Artifact
 	if err := checkBuildTools(); err != nil {
 		return nil, err
 	}
-	unlockWS, err := c.Lock(ctx, "work-" + spec.Tree.lineage())
+	unlockWS, err := c.Lock(ctx, "work-"+spec.Tree.lineage())
 	if err != nil {
 		return nil, err
 	}
@@ -233,16 +233,16 @@ var artifactFiles = []string{"bzImage", "vmlinux", "config", "meta.json"}
 func publishArtifact(art *Artifact, outDir, logPath string, meta Meta) error {
 	sweepTempOf(art.Dir)
 	err := Publish(art.Dir, func(tmp string) error {
-		if err := copyFile(filepath.Join(outDir, "arch/x86/boot/bzImage"), filepath.Join(tmp, "bzImage"), 0o644); err != nil {
+		if err := CopyFile(filepath.Join(outDir, "arch/x86/boot/bzImage"), filepath.Join(tmp, "bzImage"), 0o644); err != nil {
 			return err
 		}
-		if err := copyFile(filepath.Join(outDir, "vmlinux"), filepath.Join(tmp, "vmlinux"), 0o644); err != nil {
+		if err := CopyFile(filepath.Join(outDir, "vmlinux"), filepath.Join(tmp, "vmlinux"), 0o644); err != nil {
 			return err
 		}
-		if err := copyFile(filepath.Join(outDir, ".config"), filepath.Join(tmp, "config"), 0o644); err != nil {
+		if err := CopyFile(filepath.Join(outDir, ".config"), filepath.Join(tmp, "config"), 0o644); err != nil {
 			return err
 		}
-		copyFile(logPath, filepath.Join(tmp, "build.log"), 0o644)
+		CopyFile(logPath, filepath.Join(tmp, "build.log"), 0o644)
 		data, _ := json.MarshalIndent(meta, "", "  ")
 		if err := os.WriteFile(filepath.Join(tmp, "meta.json"), data, 0o644); err != nil {
 			return err

@@ -196,8 +196,9 @@ func syncDir(dir string) error {
 	})
 }
 
-// copyFile copies src to dst (a new file with a fresh mtime).
-func copyFile(src, dst string, mode os.FileMode) error {
+// CopyFile copies src to dst: a new file (or one truncated) with mode
+// before the umask and a fresh mtime.
+func CopyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -214,8 +215,9 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
-// hashFile returns the hex sha256 of a file.
-func hashFile(path string) (string, error) {
+// HashFile returns the hex sha256 of the file at path, as SHA256SUMS lists
+// it.
+func HashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

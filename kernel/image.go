@@ -53,7 +53,7 @@ func ResolveImage(ctx context.Context, c *Cache, spec, modules string, log Logge
 	if err != nil {
 		return nil, err
 	}
-	sum, err := hashFile(spec)
+	sum, err := HashFile(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (
 	h := sha256.New()
 	var names []string
 	for _, d := range debs {
-		sum, err := hashFile(d.path)
+		sum, err := HashFile(d.path)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +176,7 @@ func ensureChecked(ctx context.Context, c *Cache, id string, log Logger, what st
 		markUsed(entry)
 		return nil
 	}
-	unlock, err := c.Lock(ctx, "src-" + id)
+	unlock, err := c.Lock(ctx, "src-"+id)
 	if err != nil {
 		return err
 	}

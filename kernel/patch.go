@@ -451,7 +451,7 @@ func unshare(path string) error {
 		return nil
 	}
 	tmp := path + ".fusevm-unshare"
-	if err := copyFile(path, tmp, st.Mode().Perm()); err != nil {
+	if err := CopyFile(path, tmp, st.Mode().Perm()); err != nil {
 		os.Remove(tmp)
 		return err
 	}

@@ -71,7 +71,7 @@ func fetchRemote(ctx context.Context, c *Cache, url, rev string, log Logger) (mi
 	if mirror, err = filepath.Abs(c.Path("git", key+".git")); err != nil {
 		return "", "", err
 	}
-	unlock, err := c.Lock(ctx, "git-" + key)
+	unlock, err := c.Lock(ctx, "git-"+key)
 	if err != nil {
 		return "", "", err
 	}

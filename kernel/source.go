@@ -108,7 +108,7 @@ func (t *Tree) restore(ctx context.Context, dst string, files []string) error {
 			continue
 		}
 		tmp := d + ".fusevm-restore"
-		if err := copyFile(filepath.Join(t.Dir, f), tmp, info.Mode().Perm()); err != nil {
+		if err := CopyFile(filepath.Join(t.Dir, f), tmp, info.Mode().Perm()); err != nil {
 			return err
 		}
 		if err := os.Rename(tmp, d); err != nil {
@@ -381,7 +381,7 @@ func resolveTarball(ctx context.Context, c *Cache, arg string, log Logger) (*Tre
 		if st.IsDir() {
 			return nil, fmt.Errorf("source tarball:%s: is a directory (use dir:%s)", loc, loc)
 		}
-		if sum, err = hashFile(path); err != nil {
+		if sum, err = HashFile(path); err != nil {
 			return nil, fmt.Errorf("source tarball:%s: %w", loc, err)
 		}
 		if want != "" && sum != want {
@@ -432,7 +432,7 @@ func download(ctx context.Context, c *Cache, url, want string, log Logger) (stri
 	if err := os.MkdirAll(c.Path("downloads"), 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := c.Lock(ctx, "download-" + want[:16])
+	unlock, err := c.Lock(ctx, "download-"+want[:16])
 	if err != nil {
 		return "", err
 	}
@@ -462,7 +462,7 @@ func ensureExtracted(ctx context.Context, c *Cache, id string, log Logger, what 
 	if _, err := os.Stat(final); err == nil {
 		return nil
 	}
-	unlock, err := c.Lock(ctx, "src-" + id)
+	unlock, err := c.Lock(ctx, "src-"+id)
 	if err != nil {
 		return err
 	}
@@ -508,7 +508,7 @@ func resolveDebian(ctx context.Context, c *Cache, arg string, log Logger) (*Tree
 	if err != nil {
 		return nil, fmt.Errorf("source debian:%s: %w", arg, err)
 	}
-	sum, err := hashFile(deb)
+	sum, err := HashFile(deb)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func writeDigests(dir string) error {
 		if err != nil || rel == digestsFile {
 			return err
 		}
-		sum, err := hashFile(p)
+		sum, err := HashFile(p)
 		if err != nil {
 			return err
 		}
@@ -76,7 +76,7 @@ func checkDigests(dir string, need ...string) error {
 			return &DamageError{File: digestsFile, Why: "unreadable"}
 		}
 		listed[name] = true
-		got, err := hashFile(filepath.Join(dir, filepath.FromSlash(name)))
+		got, err := HashFile(filepath.Join(dir, filepath.FromSlash(name)))
 		if errors.Is(err, fs.ErrNotExist) {
 			return &DamageError{File: name, Why: "missing"}
 		}
@@ -101,7 +101,7 @@ func checkDigests(dir string, need ...string) error {
 // checkNamedBy checks that the sha256 of the file at p begins with prefix,
 // for entries named by their content.
 func checkNamedBy(p, prefix string) error {
-	sum, err := hashFile(p)
+	sum, err := HashFile(p)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", p, err)
 	}

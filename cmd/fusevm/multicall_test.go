@@ -12,7 +12,13 @@ import (
 // stdout and stderr.
 func called(t *testing.T, argv0, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := &exec.Cmd{Path: fusevmBin, Args: append([]string{argv0}, args...), Stdin: strings.NewReader(stdin)}
+	return runCmd(t, &exec.Cmd{Path: fusevmBin, Args: append([]string{argv0}, args...), Stdin: strings.NewReader(stdin)})
+}
+
+// runCmd runs cmd and returns its exit code, stdout and stderr; it fails
+// t when cmd cannot run at all.
+func runCmd(t *testing.T, cmd *exec.Cmd) (int, string, string) {
+	t.Helper()
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -98,16 +98,7 @@ func runIn(t *testing.T, dir, gitconfig string, args ...string) (int, string, st
 	cmd := exec.Command(fusevmBin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL="+gitconfig, "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, stdout.String(), stderr.String()
+	return runCmd(t, cmd)
 }
 
 // TestReportCommand: the text report of a results directory, with a

@@ -5,36 +5,23 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"fusevm/events"
 	"fusevm/fuseabi"
+	"fusevm/fuseabi/fuseabitest"
 	"fusevm/scenarios"
 	"fusevm/scenarios/interp"
+	"fusevm/scenarios/interp/interptest"
 	"fusevm/scenarios/script"
 	"fusevm/verdict"
 )
 
-// spawnerArg makes the test binary serve as the process spawner.
-const spawnerArg = "interp-test-spawner"
-
-// TestMain runs the tests, or the spawner when started with spawnerArg.
-func TestMain(m *testing.M) {
-	if len(os.Args) == 2 && os.Args[1] == spawnerArg {
-		if err := interp.ServeSpawner(os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "spawner:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// TestMain runs the tests, or the spawner when started by
+// interptest.StartSpawner.
+func TestMain(m *testing.M) { interptest.Main(m) }
 
 // hostFailure is the step at which a scenario fails, and what it gave.
 type hostFailure struct{ step, got string }
@@ -67,20 +54,15 @@ var stepErrorRe = regexp.MustCompile(`line \d+: (.+): got (\S+?)[ ,]`)
 
 // TestScenariosOnHost runs every built-in scenario on the running kernel
 // the way the guest agent runs it in a VM: fusetestd is built once, and
-// this test binary, re-executed with spawnerArg, is the process spawner.
-// The host kernel is taken as unpatched (no claims), so a scenario with
-// needs must fail, and only at the step its bug breaks (hostFailures).
+// this test binary, re-executed, is the process spawner. The host kernel
+// is taken as unpatched (no claims), so a scenario with needs must fail,
+// and only at the step its bug breaks (hostFailures).
 func TestScenariosOnHost(t *testing.T) {
 	requireHost(t)
-	keepFusectlMounted(t)
-	h := &host{daemon: buildDaemon(t)}
-	self, err := os.Executable()
-	if err != nil {
+	if err := interptest.KeepFusectlMounted(t); err != nil {
 		t.Fatal(err)
 	}
-	if h.spawner, err = interp.StartSpawner(self, spawnerArg); err != nil {
-		t.Fatal(err)
-	}
+	h := &host{daemon: interptest.BuildDaemon(t), spawner: interptest.StartSpawner(t)}
 	requirePassthrough(t, h)
 
 	all, err := scenarios.Load([]string{"all"})
@@ -146,7 +128,7 @@ type host struct {
 func (h *host) run(t *testing.T, s *script.Script) (interp.Result, string) {
 	t.Helper()
 	root := t.TempDir()
-	t.Cleanup(func() { checkUnmounted(t, root) }) // before the root's removal
+	t.Cleanup(func() { interptest.CheckUnmounted(t, root) }) // before the root's removal
 	var mu sync.Mutex
 	var steps bytes.Buffer
 	emit := func(ev events.Event) {
@@ -160,33 +142,13 @@ func (h *host) run(t *testing.T, s *script.Script) (interp.Result, string) {
 	return res, steps.String()
 }
 
-// checkUnmounted fails t if a scenario left its backing tmpfs or its FUSE
-// filesystem mounted, and detaches them.
-func checkUnmounted(t *testing.T, root string) {
-	for _, dir := range []string{"mnt", "backing"} {
-		p := filepath.Join(root, dir)
-		mounted, err := fuseabi.IsMountpoint(p)
-		if err != nil {
-			t.Error(err)
-		}
-		if mounted {
-			t.Errorf("%s is still mounted after the scenario", p)
-			unix.Unmount(p, unix.MNT_DETACH)
-		}
-	}
-}
-
 // requireHost skips t unless the host can run scenarios as the guest does:
 // root, /dev/fuse, and an unpatched kernel (the expectations assume one).
 func requireHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: scenarios mount tmpfs and FUSE and register backing files")
 	}
-	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no usable /dev/fuse: %v", err)
-	}
-	unix.Close(fd)
+	fuseabitest.RequireDevFuse(t)
 	for claim, probe := range map[string]func() error{
 		"close_all_ioctl":     fuseabi.HaveBackingCloseAll,
 		"close_all_minus_one": fuseabi.HaveBackingCloseMinusOne,
@@ -217,33 +179,4 @@ func requirePassthrough(t *testing.T, h *host) {
 		t.Skipf("the host kernel does not negotiate FUSE passthrough: %s", res.Detail)
 	}
 	t.Fatalf("passthrough probe: %s: %s\nsteps:\n%s", res.Verdict, res.Detail, steps)
-}
-
-// keepFusectlMounted mounts fusectl, which the scenarios use, unless it is
-// mounted, and unmounts it after t if it was not.
-func keepFusectlMounted(t *testing.T) {
-	mounted, err := fuseabi.IsMountpoint(fuseabi.FusectlDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mounted {
-		return
-	}
-	if err := fuseabi.EnsureFusectl(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(fuseabi.FusectlDir, 0); err != nil {
-			t.Errorf("unmount fusectl: %v", err)
-		}
-	})
-}
-
-// buildDaemon builds fusetestd into a temporary directory.
-func buildDaemon(t *testing.T) string {
-	bin := filepath.Join(t.TempDir(), "fusetestd")
-	if out, err := exec.Command("go", "build", "-o", bin, "fusevm/cmd/fusetestd").CombinedOutput(); err != nil {
-		t.Fatalf("build fusetestd: %v\n%s", err, out)
-	}
-	return bin
 }

@@ -366,6 +366,21 @@ func (r *runner) handle(name string) (*os.File, error) {
 	return f, nil
 }
 
+// handleContent returns the open handle st's first operand names and the
+// content its second gives (a quoted string or a variable), for read and
+// write.
+func (r *runner) handleContent(st *script.Step) (*os.File, string, error) {
+	f, err := r.handle(st.Args[0])
+	if err != nil {
+		return nil, "", err
+	}
+	content, err := r.value(st.Args[1])
+	if err != nil {
+		return nil, "", err
+	}
+	return f, content, nil
+}
+
 func (r *runner) open(_ context.Context, st *script.Step) (string, string) {
 	mode := os.O_RDONLY
 	for _, f := range st.Args[2:] {
@@ -394,11 +409,7 @@ func (r *runner) open(_ context.Context, st *script.Step) (string, string) {
 
 // read serves read (pread) and mmap-read (a shared mapping).
 func (r *runner) read(_ context.Context, st *script.Step) (string, string) {
-	f, err := r.handle(st.Args[0])
-	if err != nil {
-		return fail("%v", err)
-	}
-	content, err := r.value(st.Args[1])
+	f, content, err := r.handleContent(st)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -425,11 +436,7 @@ func (r *runner) read(_ context.Context, st *script.Step) (string, string) {
 }
 
 func (r *runner) write(_ context.Context, st *script.Step) (string, string) {
-	f, err := r.handle(st.Args[0])
-	if err != nil {
-		return fail("%v", err)
-	}
-	content, err := r.value(st.Args[1])
+	f, content, err := r.handleContent(st)
 	if err != nil {
 		return fail("%v", err)
 	}
