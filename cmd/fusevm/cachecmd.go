@@ -1,9 +1,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -17,20 +17,23 @@ func cmdCache(args []string) (int, error) {
 	if len(args) == 0 {
 		return exitUsage, usagef("cache: want \"cache verify\" or \"cache prune\"")
 	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Println("usage: fusevm cache verify [--cache DIR]\n       fusevm cache prune [--cache DIR] [--max-size SIZE] [--kind K]\n\nfusevm cache SUBCOMMAND -h lists a subcommand's flags.")
+		return exitOK, nil
+	}
 	fs := flag.NewFlagSet("cache "+args[0], flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	dir := fs.String("cache", kernel.DefaultCacheDir(), "cache directory")
 	switch args[0] {
 	case "verify":
 		if err := parseNoArgs(fs, args[1:]); err != nil {
-			return exitUsage, err
+			return parseError(err)
 		}
 		return cacheVerify(&kernel.Cache{Root: *dir})
 	case "prune":
 		maxSize := fs.String("max-size", "", "remove entries until the cache (or --kind) takes at most SIZE: 4096, 500M, 20G")
 		kind := fs.String("kind", "", "remove entries of this kind only: "+strings.Join(kernel.Kinds, ", "))
 		if err := parseNoArgs(fs, args[1:]); err != nil {
-			return exitUsage, err
+			return parseError(err)
 		}
 		var limit int64
 		switch {
@@ -53,6 +56,9 @@ func cmdCache(args []string) (int, error) {
 // parseNoArgs parses flags and refuses operands.
 func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	if err := parseArgs(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
 	if fs.NArg() > 0 {

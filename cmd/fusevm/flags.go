@@ -24,12 +24,19 @@ type common struct {
 	out     string
 }
 
+// register adds the flags of commands that build kernels and write a
+// results directory.
 func (c *common) register(fs *flag.FlagSet) {
+	c.registerBoot(fs)
+	fs.IntVar(&c.jobs, "make-j", 0, "make -j for kernel builds (default: CPUs+1)")
+	fs.StringVar(&c.out, "out", "", "results directory (default results/<time>)")
+}
+
+// registerBoot adds the flags every command that boots a VM has.
+func (c *common) registerBoot(fs *flag.FlagSet) {
 	fs.StringVar(&c.cache, "cache", kernel.DefaultCacheDir(), "cache directory (sources, builds, ccache, images)")
 	fs.StringVar(&c.accel, "accel", "auto", "QEMU accelerator: auto (probe KVM, else TCG), kvm or tcg")
-	fs.IntVar(&c.jobs, "make-j", 0, "make -j for kernel builds (default: CPUs+1)")
 	fs.BoolVar(&c.verbose, "v", false, "stream the serial console")
-	fs.StringVar(&c.out, "out", "", "results directory (default results/<time>)")
 }
 
 // options are the harness settings of the flags: one VM at a time, every
@@ -124,8 +131,18 @@ func splitList(s string) []string {
 // operands ("fusevm bisect series v1 v2 --out dir" as well as "--out dir
 // v1 v2"): the standard flag package stops at the first operand. "--"
 // ends the flags; what follows it is operands.
+// -h prints the command's flags on stdout (and gives flag.ErrHelp, which
+// parseError turns into exit 0); a bad flag prints nothing here: the caller
+// reports it in one line.
 func parseArgs(fs *flag.FlagSet, args []string) error {
-	return fs.Parse(reorder(fs, args))
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(reorder(fs, args))
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Printf("usage: fusevm %s [flags] [operands]\n\nflags:\n", fs.Name())
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+	}
+	return err
 }
 
 // reorder moves the flags of args (with the values of those that take

@@ -15,6 +15,7 @@ import (
 
 	"fusevm/agent"
 	"fusevm/fusetestd"
+	"fusevm/initramfs"
 )
 
 // Exit codes.
@@ -69,6 +70,18 @@ func run(ctx context.Context, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return exitUsage
+	}
+	switch args[0] {
+	case "run", "matrix", "bisect-step", "bisect", "repro", "shell":
+		// These boot the running executable as the guest's /init: a
+		// binary that cannot be it fails now, not after a kernel build.
+		if err := initramfs.CheckExecutable(); err != nil {
+			fmt.Fprintln(os.Stderr, "fusevm:", err)
+			if args[0] == "bisect-step" {
+				return exitSkip
+			}
+			return exitFail
+		}
 	}
 	var err error
 	var code int

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +64,6 @@ func gitTester() string {
 // into a reply on the series' thread.
 func cmdReport(args []string) (int, error) {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	testedBy := fs.String("tested-by", "", `the tester for the Tested-by: line, "Name <email>" (default: git's user.name and user.email)`)
 	if err := parseArgs(fs, args); err != nil {
 		return parseError(err)
@@ -98,7 +96,8 @@ func cmdReport(args []string) (int, error) {
 func cmdRepro(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("repro", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	c.registerBoot(fs)
+	fs.StringVar(&c.out, "out", "", "results directory (default RESULTS/repro/<time>)")
 	count := fs.Int("count", 1, "run the scenario N times, each in a fresh VM (for a flaky cell)")
 	if err := parseArgs(fs, args); err != nil {
 		return parseError(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 
 	"fusevm/scenarios"
 )
@@ -12,9 +11,8 @@ import (
 // and reports the first error (for script authors).
 func cmdScenarios(args []string) (int, error) {
 	fs := flag.NewFlagSet("scenarios", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	if err := parseArgs(fs, args); err != nil {
-		return exitUsage, usagef("scenarios: %v", err)
+		return parseError(err)
 	}
 	names := fs.Args()
 	if len(names) == 0 {

@@ -16,7 +16,8 @@ import (
 func cmdShell(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("shell", flag.ContinueOnError)
 	var c common
-	c.register(fs)
+	c.registerBoot(fs)
+	fs.IntVar(&c.jobs, "make-j", 0, "make -j for kernel builds (default: CPUs+1)")
 	var vf variantFlags
 	vf.register(fs)
 	gdb := fs.Bool("gdb", false, "start QEMU's gdb stub with the CPUs stopped until gdb continues, boot with nokaslr, and print the gdb command line")
