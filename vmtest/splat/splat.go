@@ -671,6 +671,8 @@ var skipExact = map[string]bool{
 	"lock_acquire": true, "lock_release": true, "check_noncircular": true,
 	"validate_chain": true, "check_prev_add": true, "check_prevs_add": true,
 	"sched_show_task": true, "dump_cpu_task": true, "update_process_times": true,
+	// list helpers, out of line under list debugging: the caller is at fault
+	"list_del": true, "list_del_init": true, "list_add": true, "list_add_tail": true,
 }
 
 var skipPrefixes = []string{
