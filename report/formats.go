@@ -17,7 +17,7 @@ import (
 // others.
 func (run *Run) WriteFiles(dir string) error {
 	return errors.Join(
-		run.WriteJSON(filepath.Join(dir, "results.json")),
+		run.WriteJSON(filepath.Join(dir, ResultsFile)),
 		writeFile(filepath.Join(dir, "junit.xml"), run.WriteJUnit),
 		writeFile(filepath.Join(dir, "summary.md"), run.WriteMarkdown),
 		writeFile(filepath.Join(dir, "results.ktap"), run.WriteKTAP),

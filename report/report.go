@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -140,6 +141,35 @@ type Run struct {
 	Results  []Result  `json:"results"`
 }
 
+// ResultsFile is the name of the results file in a results directory.
+const ResultsFile = "results.json"
+
+// ReadRun reads the results file of a results directory (or the file
+// itself) and returns the directory, absolute, with the run. A file of
+// another schema version is refused.
+func ReadRun(arg string) (string, *Run, error) {
+	path := arg
+	if st, err := os.Stat(arg); err == nil && st.IsDir() {
+		path = filepath.Join(arg, ResultsFile)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("results: %w", err)
+	}
+	var run Run
+	if err := json.Unmarshal(data, &run); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if run.Schema != SchemaVersion {
+		return "", nil, fmt.Errorf("%s: results schema %d, this fusevm reads %d", path, run.Schema, SchemaVersion)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, &run, nil
+}
+
 // WriteJSON writes results.json atomically.
 func (run *Run) WriteJSON(path string) error {
 	run.Schema = SchemaVersion
@@ -153,6 +183,21 @@ func (run *Run) WriteJSON(path string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// RunsOf counts the runs of r (each repeat, or the one run) that gave v,
+// and the runs in all.
+func (r *Result) RunsOf(v verdict.Verdict) (same, total int) {
+	runs := r.Runs
+	if len(runs) == 0 {
+		runs = []verdict.Verdict{r.Verdict}
+	}
+	for _, got := range runs {
+		if got == v {
+			same++
+		}
+	}
+	return same, len(runs)
 }
 
 // AllAsExpected reports whether every result met its expectation.

@@ -131,3 +131,30 @@ func TestExpectationCells(t *testing.T) {
 		t.Error("AllAsExpected")
 	}
 }
+
+func TestRunsOf(t *testing.T) {
+	one := Result{Verdict: verdict.Fail}
+	if same, total := one.RunsOf(verdict.Fail); same != 1 || total != 1 {
+		t.Errorf("one run: %d of %d", same, total)
+	}
+	flaky := Result{Verdict: verdict.Flaky, Runs: []verdict.Verdict{verdict.Fail, verdict.Pass, verdict.Fail}}
+	if same, total := flaky.RunsOf(verdict.Fail); same != 2 || total != 3 {
+		t.Errorf("repeats: %d of %d", same, total)
+	}
+}
+
+func TestReadRunRefusesAnotherSchema(t *testing.T) {
+	dir := t.TempDir()
+	run := &Run{Results: []Result{{Scenario: "a", Verdict: verdict.Pass}}}
+	if err := run.WriteJSON(filepath.Join(dir, ResultsFile)); err != nil {
+		t.Fatal(err)
+	}
+	got, back, err := ReadRun(dir)
+	if err != nil || got != dir || len(back.Results) != 1 || back.Results[0].Scenario != "a" {
+		t.Fatalf("ReadRun(%s) = %s, %+v, %v", dir, got, back, err)
+	}
+	os.WriteFile(filepath.Join(dir, ResultsFile), []byte(`{"schema": 99}`), 0o644)
+	if _, _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), "schema 99") {
+		t.Errorf("another schema: %v", err)
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,29 +17,14 @@ import (
 	"fusevm/scenarios"
 )
 
-// loadResults reads the results.json of a results directory (or the file
-// itself) and returns the directory, absolute, with the run.
+// loadResults reads a results directory given on the command line: a
+// directory that cannot be read is the user's mistake.
 func loadResults(arg string) (string, *report.Run, error) {
-	path := arg
-	if st, err := os.Stat(arg); err == nil && st.IsDir() {
-		path = filepath.Join(arg, "results.json")
-	}
-	data, err := os.ReadFile(path)
+	dir, run, err := report.ReadRun(arg)
 	if err != nil {
-		return "", nil, usagef("results: %v", err)
+		return "", nil, usageError{err}
 	}
-	var run report.Run
-	if err := json.Unmarshal(data, &run); err != nil {
-		return "", nil, usagef("%s: %v", path, err)
-	}
-	if run.Schema != report.SchemaVersion {
-		return "", nil, usagef("%s: results schema %d, this fusevm reads %d", path, run.Schema, report.SchemaVersion)
-	}
-	dir, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return "", nil, err
-	}
-	return dir, &run, nil
+	return dir, run, nil
 }
 
 // gitTester is "Name <email>" from git's user.name and user.email, "" when
@@ -148,18 +132,8 @@ func cmdRepro(ctx context.Context, args []string) (int, error) {
 		return exitFail, err
 	}
 	run.WriteSummary(os.Stdout)
-	r := run.Results[0]
-	runs := r.Runs
-	if len(runs) == 0 {
-		runs = append(runs, r.Verdict)
-	}
-	same := 0
-	for _, v := range runs {
-		if v == cell.Verdict {
-			same++
-		}
-	}
-	fmt.Printf("\n%s: %s in %d of %d run(s) (recorded %s, expected %s)\nresults: %s\n", cell.CellID(), cell.Verdict, same, len(runs), cell.Verdict, cell.Expected, outDir)
+	same, total := run.Results[0].RunsOf(cell.Verdict)
+	fmt.Printf("\n%s: %s in %d of %d run(s) (recorded %s, expected %s)\nresults: %s\n", cell.CellID(), cell.Verdict, same, total, cell.Verdict, cell.Expected, outDir)
 	if ctx.Err() != nil {
 		return exitFail, ctx.Err()
 	}
