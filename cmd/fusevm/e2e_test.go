@@ -34,17 +34,13 @@ func needVM(t *testing.T) {
 	}
 }
 
-func readResults(t *testing.T, dir string) report.Run {
+func readResults(t testing.TB, dir string) report.Run {
 	t.Helper()
-	var run report.Run
-	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	_, run, err := report.ReadRun(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &run); err != nil {
-		t.Fatal(err)
-	}
-	return run
+	return *run
 }
 
 // TestEndToEndSmoke builds the default kernel (Debian's linux-source-7.3),
@@ -360,7 +356,7 @@ func BenchmarkLockupToVerdict(b *testing.B) {
 		out := b.TempDir()
 		cmd := exec.Command(fusevmBin, "run", "--kernel", "debian:7.3", "--series", "../../testdata/fault-series/7.3", "--name", "faults", "--scenarios", fault, "--out", out)
 		cmd.Run()
-		run := readResultsB(b, out)
+		run := readResults(b, out)
 		if len(run.Results) != 1 || run.Results[0].Verdict != verdict.Crash {
 			b.Fatalf("fault-softlockup gave %+v, want one CRASH", run.Results)
 		}
@@ -371,18 +367,6 @@ func BenchmarkLockupToVerdict(b *testing.B) {
 		total += run.Finished.Sub(start)
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/verdict")
-}
-
-func readResultsB(b *testing.B, dir string) report.Run {
-	var run report.Run
-	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &run)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return run
 }
 
 // scenarioStart reads the time of a scenario's start event.
