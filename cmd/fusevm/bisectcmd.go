@@ -15,6 +15,7 @@ import (
 	"fusevm/bisect"
 	"fusevm/harness"
 	"fusevm/plan"
+	"fusevm/progress"
 	"fusevm/scenarios"
 )
 
@@ -84,8 +85,8 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitSkip, err
 	}
-	p := newProgress(os.Stderr)
-	defer p.close()
+	p := progress.New(os.Stderr)
+	defer p.Close()
 	o, err := f.options(p)
 	if err != nil {
 		return exitSkip, err
@@ -102,7 +103,7 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 		out := h.Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, filepath.Join(outDir, fmt.Sprintf("run%d", n)))
 		return bisect.Judge(out.Run.Results), nil
 	})
-	p.close()
+	p.Close()
 	if err != nil {
 		return exitSkip, err
 	}
@@ -161,8 +162,8 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		}
 		versions = append(versions, bv)
 	}
-	p := newProgress(os.Stderr)
-	defer p.close()
+	p := progress.New(os.Stderr)
+	defer p.Close()
 	o, err := f.options(p)
 	if err != nil {
 		return exitUsage, err
@@ -179,7 +180,7 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		Tried:    func(t bisect.SeriesTry) { p.Printf("==> %s: %s %s", t, t.Class, t.Detail) },
 	}
 	rep, err := search.Run(ctx)
-	p.close()
+	p.Close()
 	if werr := writeSeriesReport(rep, outDir); werr != nil {
 		return exitFail, errors.Join(err, werr)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"fusevm/harness"
 	"fusevm/kernel"
+	"fusevm/progress"
 	"fusevm/vmtest"
 )
 
@@ -41,7 +42,7 @@ func (c *common) registerBoot(fs *flag.FlagSet) {
 
 // options are the harness settings of the flags: one VM at a time, every
 // scenario once.
-func (c *common) options(p *progress) (harness.Options, error) {
+func (c *common) options(p *progress.Line) (harness.Options, error) {
 	accel, err := vmtest.ParseAccel(c.accel)
 	if err != nil {
 		return harness.Options{}, usageError{err}

@@ -8,6 +8,7 @@ import (
 	"fusevm/assets"
 	"fusevm/harness"
 	"fusevm/plan"
+	"fusevm/progress"
 )
 
 // cmdMatrix is "fusevm matrix": kernels x variants x configs x scenarios.
@@ -42,8 +43,8 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
-	p := newProgress(os.Stderr)
-	defer p.close()
+	p := progress.New(os.Stderr)
+	defer p.Close()
 	o, err := c.options(p)
 	if err != nil {
 		return exitUsage, err
@@ -54,6 +55,6 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 		return exitFail, err
 	}
 	out := harness.New(o).Run(ctx, pl, outDir)
-	p.close()
+	p.Close()
 	return finish(out, outDir, ctx.Err())
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fusevm/harness"
+	"fusevm/progress"
 	"fusevm/report"
 	"fusevm/scenarios"
 )
@@ -116,14 +117,14 @@ func cmdRepro(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	p := newProgress(os.Stderr)
-	defer p.close()
+	p := progress.New(os.Stderr)
+	defer p.Close()
 	o, err := c.options(p)
 	if err != nil {
 		return exitUsage, err
 	}
 	run, err := harness.New(o).Repro(ctx, harness.Repro{From: from, Cell: cell, Scenario: s, Count: *count}, outDir)
-	p.close()
+	p.Close()
 	if err != nil {
 		return exitFail, err
 	}

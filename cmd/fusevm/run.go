@@ -10,6 +10,7 @@ import (
 	"fusevm/harness"
 	"fusevm/kernel"
 	"fusevm/plan"
+	"fusevm/progress"
 	"fusevm/scenarios"
 )
 
@@ -83,8 +84,8 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return code, err
 	}
-	p := newProgress(os.Stderr)
-	defer p.close()
+	p := progress.New(os.Stderr)
+	defer p.Close()
 	o, err := c.options(p)
 	if err != nil {
 		return exitUsage, err
@@ -94,7 +95,7 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 		return exitFail, err
 	}
 	out := harness.New(o).Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, outDir)
-	p.close()
+	p.Close()
 	return finish(out, outDir, ctx.Err())
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"fusevm/harness"
+	"fusevm/progress"
 	"fusevm/vmtest"
 )
 
@@ -32,8 +33,8 @@ func cmdShell(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return code, err
 	}
-	p := newProgress(os.Stderr)
-	defer p.close()
+	p := progress.New(os.Stderr)
+	defer p.Close()
 	o, err := c.options(p)
 	if err != nil {
 		return exitUsage, err
@@ -42,7 +43,7 @@ func cmdShell(ctx context.Context, args []string) (int, error) {
 		Variant: v, Scenarios: ss,
 		Terminal: vmtest.Terminal{In: os.Stdin, Out: os.Stdout, Err: os.Stderr},
 		Ready: func(si harness.ShellInfo) {
-			p.close()
+			p.Close()
 			fmt.Fprintf(os.Stderr, "==> shell: %s %s under %s (%s)\n", v.Kernel.Name, v.Label(), si.Accel, si.AccelNote)
 			fmt.Fprintf(os.Stderr, "    kernel %s\n    kernel command line: %s\n", si.Kernel, si.Cmdline)
 			fmt.Fprintf(os.Stderr, "    in the guest: help lists the commands, exit powers off; Ctrl-A x quits QEMU\n")

@@ -1,4 +1,7 @@
-package main
+// Package progress renders a run's progress on a terminal or in a log:
+// the harness's Logger (stages, build progress, plain lines) and its
+// Status (variant, elapsed time, ETA, VMs done).
+package progress
 
 import (
 	"fmt"
@@ -13,12 +16,12 @@ import (
 	"fusevm/harness"
 )
 
-// progress renders the harness's progress (kernel.Logger calls, plain
-// lines and harness.Status): on a terminal a live line, rewritten every
+// Line renders the harness's progress (kernel.Logger calls, plain lines
+// and harness.Status): on a terminal a live line, rewritten every
 // second, with the stage, the variant, the time since the start, an ETA
 // from the cache's past timings and the VMs done; in a log (CI), plain
 // "==> stage" and "done" lines.
-type progress struct {
+type Line struct {
 	mu     sync.Mutex
 	w      io.Writer
 	tty    bool
@@ -32,8 +35,9 @@ type progress struct {
 	closed bool
 }
 
-func newProgress(f *os.File) *progress {
-	p := &progress{w: f, tty: term.IsTerminal(int(f.Fd())), width: 100}
+// New renders on f, live when f is a terminal. Close it when done.
+func New(f *os.File) *Line {
+	p := &Line{w: f, tty: term.IsTerminal(int(f.Fd())), width: 100}
 	if p.tty {
 		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
 			p.width = w - 1
@@ -46,7 +50,7 @@ func newProgress(f *os.File) *progress {
 
 // tick redraws the live line every second, so that the elapsed time and
 // the ETA move.
-func (p *progress) tick() {
+func (p *Line) tick() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -64,7 +68,7 @@ func (p *progress) tick() {
 }
 
 // close stops the live line and clears it. Idempotent.
-func (p *progress) close() {
+func (p *Line) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -78,7 +82,7 @@ func (p *progress) close() {
 }
 
 // draw writes the live line (p.mu held).
-func (p *progress) draw() {
+func (p *Line) draw() {
 	if !p.tty || p.closed {
 		return
 	}
@@ -121,7 +125,7 @@ func clock(d time.Duration) string {
 }
 
 // Stage implements kernel.Logger.
-func (p *progress) Stage(what string) {
+func (p *Line) Stage(what string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stage, p.detail = what, ""
@@ -133,7 +137,7 @@ func (p *progress) Stage(what string) {
 }
 
 // Progress implements kernel.Logger; at most 10 updates a second.
-func (p *progress) Progress(detail string) {
+func (p *Line) Progress(detail string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.tty || time.Since(p.last) < 100*time.Millisecond {
@@ -145,7 +149,7 @@ func (p *progress) Progress(detail string) {
 }
 
 // Status implements harness.StatusLogger.
-func (p *progress) Status(st harness.Status) {
+func (p *Line) Status(st harness.Status) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st.Stage == "prepare" && (!p.hasSt || p.st.Variant != st.Variant) {
@@ -157,7 +161,7 @@ func (p *progress) Status(st harness.Status) {
 }
 
 // Done implements kernel.Logger.
-func (p *progress) Done(what string, d time.Duration) {
+func (p *Line) Done(what string, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty {
@@ -169,7 +173,7 @@ func (p *progress) Done(what string, d time.Duration) {
 }
 
 // Printf prints a plain line, clearing a live line first.
-func (p *progress) Printf(format string, a ...any) {
+func (p *Line) Printf(format string, a ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty {
