@@ -343,8 +343,9 @@ func crash(r *report.Result, rep splat.Report, vmlinux string) {
 	}
 }
 
-// consoleTail returns the last n non-empty lines of a console, joined by
-// " | ", for reasons that must show how a boot ended.
+// consoleTail returns the last n non-empty lines of a console (or of
+// QEMU's stderr), joined by " | ", for reasons that must show how a boot
+// ended.
 func consoleTail(console []byte, n int) string {
 	var lines []string
 	for _, l := range strings.Split(strings.ReplaceAll(string(console), "\r", ""), "\n") {
@@ -370,7 +371,7 @@ func vmVerdict(vm *vmtest.Result) (verdict.Verdict, string) {
 	case vm.Exit.Timeout():
 		return verdict.Hang, msg
 	case vm.Exit == vmtest.QEMUFailed:
-		return verdict.Infra, "QEMU failed: " + strings.TrimSpace(lastLine(vm.QEMUStderr))
+		return verdict.Infra, "QEMU failed: " + consoleTail([]byte(vm.QEMUStderr), 1)
 	case vm.Exit == vmtest.Killed:
 		return verdict.Infra, "interrupted"
 	default:
@@ -392,9 +393,4 @@ func agentError(console []byte) string {
 	}
 	line, _, _ := strings.Cut(s[i+len(events.AgentError):], "\n")
 	return strings.TrimSpace(line)
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
