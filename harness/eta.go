@@ -164,14 +164,16 @@ func (tr *tracker) status(stage, variant string) {
 	if !ok {
 		return
 	}
+	// The jobs of the prepared variants, and what the others will give.
+	groups := 1
+	if tr.h.Isolate {
+		groups = len(tr.ss)
+	}
 	total := len(tr.jobs)
-	if total == 0 {
-		// Before the VMs are planned: what the plan will give.
-		groups := 1
-		if tr.h.Isolate {
-			groups = len(tr.ss)
+	for _, p := range tr.prepped {
+		if !p {
+			total += groups * max(tr.h.Count, 1)
 		}
-		total = len(tr.vs) * groups * max(tr.h.Count, 1)
 	}
 	sl.Status(Status{Stage: stage, Variant: variant, Started: tr.start, Finish: tr.finish(), Done: tr.done, Total: total})
 }
@@ -190,6 +192,13 @@ func (tr *tracker) prepareDone(i int, ok bool) {
 		learn(tr.t.Prepare, prepareKey(tr.vs[i]), time.Since(tr.curAt))
 	}
 	tr.prepped[i], tr.cur = true, -1
+}
+
+// addJobs adds a prepared variant's VM jobs to the estimate.
+func (tr *tracker) addJobs(js []*vmJob) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.jobs = append(tr.jobs, js...)
 }
 
 func (tr *tracker) jobStart(j *vmJob) {

@@ -121,41 +121,49 @@ type vmJob struct {
 }
 
 // Run runs the plan and writes the VMs' consoles and events under outDir.
-// It prepares the variants one after another, then runs their VMs, VMs at
-// a time. When ctx is cancelled, what finished is kept and the rest
-// becomes INFRA cells.
+// It prepares the variants one after another and starts each prepared
+// variant's VMs, VMs at a time, while the next one is prepared (a kernel
+// build and a VM use the machine's cores together). When ctx is
+// cancelled, what finished is kept and the rest becomes INFRA cells.
 func (h *Harness) Run(ctx context.Context, p *plan.Plan, outDir string) *Outcome {
 	run := &report.Run{Started: time.Now()}
 	out := &Outcome{Run: run}
 	raw := make([][]report.Result, len(p.Variants))
-	var jobs []*vmJob
 	if err := writeScenarios(outDir, p.Scenarios); err != nil {
 		h.Log.Printf("scenario copies: %v", err)
 	}
 	tr := h.newTracker(p)
-	for i, v := range p.Variants {
-		info := kernelInfo(v)
-		tr.prepareStart(i)
-		b, err := h.prepare(ctx, v, &info)
-		tr.prepareDone(i, err == nil)
-		if err != nil {
-			if lerr := keepBuildLog(err, h.variantDir(v, outDir), &info); lerr != nil {
-				h.Log.Printf("%s %s: %v", v.Kernel.Name, v.Label(), lerr)
+	prepared := make(chan *vmJob)
+	go func() {
+		defer close(prepared)
+		for i, v := range p.Variants {
+			info := kernelInfo(v)
+			tr.prepareStart(i)
+			b, err := h.prepare(ctx, v, &info)
+			tr.prepareDone(i, err == nil)
+			if err != nil {
+				if lerr := keepBuildLog(err, h.variantDir(v, outDir), &info); lerr != nil {
+					h.Log.Printf("%s %s: %v", v.Kernel.Name, v.Label(), lerr)
+				}
+				vd, reason := h.failure(ctx, v, err)
+				if vd == verdict.Skip {
+					info.BuildError = err.Error()
+				}
+				out.Failures = append(out.Failures, Failure{Variant: v, Verdict: vd, Err: err})
+				raw[i] = cells(p.Scenarios, vd, reason)
+				run.Kernels = append(run.Kernels, info)
+				continue
 			}
-			vd, reason := h.failure(ctx, v, err)
-			if vd == verdict.Skip {
-				info.BuildError = err.Error()
-			}
-			out.Failures = append(out.Failures, Failure{Variant: v, Verdict: vd, Err: err})
-			raw[i] = cells(p.Scenarios, vd, reason)
-		} else {
 			info.Boot = bootRecord(v, b)
-			jobs = append(jobs, h.jobs(i, v, b, info.Version, p.Scenarios, outDir)...)
+			run.Kernels = append(run.Kernels, info)
+			js := h.jobs(i, v, b, info.Version, p.Scenarios, outDir)
+			tr.addJobs(js)
+			for _, j := range js {
+				prepared <- j
+			}
 		}
-		run.Kernels = append(run.Kernels, info)
-	}
-	tr.jobs = jobs
-	h.schedule(ctx, jobs, tr)
+	}()
+	jobs := h.schedule(ctx, prepared, tr)
 	for _, j := range jobs {
 		if j.err != nil {
 			out.Failures = append(out.Failures, Failure{Variant: j.v, Verdict: j.verdict, Err: j.err})
@@ -268,12 +276,15 @@ func (h *Harness) jobs(i int, v *plan.Variant, b *Bootable, version string, ss [
 	return out
 }
 
-// schedule runs the jobs, VMs at a time, in order. Jobs not started when
-// ctx is cancelled fail with the interruption.
-func (h *Harness) schedule(ctx context.Context, jobs []*vmJob, tr *tracker) {
+// schedule runs the jobs as they come, VMs at a time, in order, until
+// the channel closes, and returns them all. Jobs not started when ctx is
+// cancelled fail with the interruption.
+func (h *Harness) schedule(ctx context.Context, jobs <-chan *vmJob, tr *tracker) []*vmJob {
 	sem := make(chan struct{}, max(h.VMs, 1))
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	var all []*vmJob
+	for j := range jobs {
+		all = append(all, j)
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -293,6 +304,7 @@ func (h *Harness) schedule(ctx context.Context, jobs []*vmJob, tr *tracker) {
 		}()
 	}
 	wg.Wait()
+	return all
 }
 
 // boot runs one VM job.

@@ -269,8 +269,8 @@ func TestFailuresBecomeCells(t *testing.T) {
 	}
 }
 
-// TestScheduling prepares every variant before the first VM, runs at most
-// VMs of them at once, one per variant in its own directory, and returns
+// TestScheduling prepares the variants in order while earlier ones run,
+// runs at most VMs of them at once, one per variant in its own directory, and returns
 // the results in plan order whatever order the VMs finish in.
 func TestScheduling(t *testing.T) {
 	f := &fake{during: func(context.Context, execute.Job) { time.Sleep(20 * time.Millisecond) }}
@@ -282,10 +282,27 @@ func TestScheduling(t *testing.T) {
 	if f.maxLive != 2 {
 		t.Errorf("%d VMs at once, want 2", f.maxLive)
 	}
+	// Variants are prepared in plan order, each VM after its variant's
+	// preparation, and VMs run while later variants are prepared (the
+	// fifth cannot be prepared before a VM slot frees up for the third).
+	at := map[string]int{}
+	var prepared []string
 	for i, e := range f.events {
-		if strings.HasPrefix(e, "prepare") != (i < len(names)) {
-			t.Errorf("event %d is %q: every preparation comes before the VMs", i, e)
+		at[strings.Join(strings.Fields(e)[:2], " ")] = i
+		if strings.HasPrefix(e, "prepare ") {
+			prepared = append(prepared, strings.TrimPrefix(e, "prepare "))
 		}
+	}
+	if !reflect.DeepEqual(prepared, names) {
+		t.Errorf("prepared %v, want plan order %v", prepared, names)
+	}
+	for _, n := range names {
+		if at["execute "+n] < at["prepare "+n] {
+			t.Errorf("%s: VM before its preparation: %v", n, f.events)
+		}
+	}
+	if at["execute a"] > at["prepare e"] {
+		t.Errorf("no VM ran while variants were prepared: %v", f.events)
 	}
 	var order []string
 	for _, r := range out.Run.Results {

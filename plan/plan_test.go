@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"fusevm/report"
+	"fusevm/kernel"
 	"fusevm/scenarios"
 	"fusevm/verdict"
 )
@@ -180,6 +181,29 @@ func TestPrefix(t *testing.T) {
 	}
 	if p.Expect("leak-after-restart").Verdict != verdict.Pass || p.Expect("reopen-after-restart").Verdict != verdict.Fail {
 		t.Errorf("prefix 1 expectations: %+v %+v", p.Expect("leak-after-restart"), p.Expect("reopen-after-restart"))
+	}
+}
+
+func TestWithPatch(t *testing.T) {
+	ss, _ := scenarios.Load([]string{"leak-after-restart", "reopen-after-restart"})
+	v2 := filepath.Join(root, "patches", "fuse-passthrough-recovery", "7.3", "v2")
+	v, err := NewVariant(root, Spec{Kernel: Kernel{Name: "k", Spec: "debian:7.3"}, Config: "base", Series: v2}, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := kernel.Patch{Name: "mutant-1.patch", Data: []byte("x")}
+	m := v.WithPatch(extra, "m1")
+	if m.Name != "m1" || len(m.Series.Patches) != 3 || m.Series.Patches[2].Name != "mutant-1.patch" {
+		t.Fatalf("mutant: name %s, %d patches", m.Name, len(m.Series.Patches))
+	}
+	if len(v.Series.Patches) != 2 || v.Name != "v2" {
+		t.Errorf("WithPatch changed the original: %s, %d patches", v.Name, len(v.Series.Patches))
+	}
+	if !reflect.DeepEqual(m.Claims, v.Claims) || m.Expect("leak-after-restart") != v.Expect("leak-after-restart") || m.Expect("reopen-after-restart").Verdict != verdict.Pass {
+		t.Errorf("mutant expectations differ from the series': %v %+v", m.Claims, m.Expect("leak-after-restart"))
+	}
+	if m.Dir() == v.Dir() {
+		t.Errorf("mutant and series share the log directory %s", m.Dir())
 	}
 }
 

@@ -162,6 +162,22 @@ func (v *Variant) Prefix(k int) (*Variant, error) {
 	return NewVariant(v.root, s, v.scen)
 }
 
+// WithPatch is the variant with one more patch applied on top of its
+// series, named name, keeping its claims, known issues and expectations:
+// a mutant of the series (fusevm mutate) must give what the series gives.
+func (v *Variant) WithPatch(p kernel.Patch, name string) *Variant {
+	w := *v
+	w.Name = name
+	s := &kernel.Series{Source: p.Name}
+	if v.Series != nil {
+		s.Source = v.Series.Source + " + " + p.Name
+		s.Patches = append(s.Patches, v.Series.Patches...)
+	}
+	s.Patches = append(s.Patches, p)
+	w.Series = s
+	return &w
+}
+
 // Label is the variant's column in reports: its name, and its config set
 // when that is not the base one.
 func (v *Variant) Label() string {
