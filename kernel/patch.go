@@ -164,6 +164,14 @@ var (
 	subjTagRe  = regexp.MustCompile(`^\[[^\]]*\]\s*`)
 )
 
+// ParsePatch reads one patch text (a mail made by git format-patch, or a
+// bare diff) called name: its subject without the [PATCH ...] tag, its
+// author and the files it touches. A text without diff hunks is refused as
+// malformed.
+func ParsePatch(name string, data []byte) (*Patch, error) {
+	return parsePatch(name, data)
+}
+
 // parsePatch extracts headers and touched files; a text with no diff is
 // malformed.
 func parsePatch(name string, data []byte) (*Patch, error) {

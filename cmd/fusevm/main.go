@@ -37,6 +37,7 @@ commands:
   matrix     kernels x series versions x configs x scenarios from configs/matrix.toml
   bisect-step     for git bisect run in a kernel tree: exit 0 good, 1 bad, 125 skip
   bisect series   the first series version, then the first patch, whose results turn unexpected
+  mutate     mutation analysis of a series: build its mutants, run the scenarios, list the survivors
   report     the plain-text report of a results directory, to paste into a reply (fusevm report RESULTS)
   repro      run one cell of a results directory again on the same kernel and image (fusevm repro RESULTS CELL)
   shell      boot a kernel variant (the flags of run) into a shell on its console; --gdb for the gdb stub
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string) int {
 			break
 		}
 		code, err = cmdBisectSeries(ctx, args[2:])
+	case "mutate":
+		code, err = cmdMutate(ctx, args[1:])
 	case "report":
 		code, err = cmdReport(args[1:])
 	case "repro":

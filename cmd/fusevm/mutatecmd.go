@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"fusevm/harness"
+	"fusevm/initramfs"
+	"fusevm/mutate"
+	"fusevm/progress"
+)
+
+// cmdMutate is "fusevm mutate": mutation analysis of a series.
+func cmdMutate(ctx context.Context, args []string) (int, error) {
+	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	var vf variantFlags
+	vf.register(fs)
+	*vf.spec = "debian-7.3"
+	fs.Lookup("kernel").DefValue = "debian-7.3"
+	jobs := fs.Int("j", 1, "VMs to run in parallel")
+	operators := fs.String("operators", "", "comma-separated mutation operators (default: all of "+strings.Join(mutate.Operators, ",")+")")
+	only := fs.String("only", "", "comma-separated mutant numbers or IDs (as --list shows them)")
+	equivFile := fs.String("equivalent", "", "the file of mutants known to survive, with reasons (default: mutants.toml in the series directory, if there is one)")
+	list := fs.Bool("list", false, "list the mutants and exit without building")
+	if err := parseArgs(fs, args); err != nil {
+		return parseError(err)
+	}
+	if *jobs < 1 {
+		return exitUsage, usagef("mutate: -j must be >= 1")
+	}
+	if *vf.series == "" {
+		return exitUsage, usagef("mutate: --series is required (the series to mutate)")
+	}
+	if *vf.image != "" {
+		return exitUsage, usagef("mutate: a prebuilt kernel (--kernel-image) cannot take a series")
+	}
+	v, ss, code, err := vf.variant(fs, c.cache)
+	if err != nil {
+		return code, err
+	}
+	all, err := mutate.Generate(v.Series, nil)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	picked, names, err := pickMutants(all, splitList(*operators), splitList(*only))
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	path := *equivFile
+	if !isSet(fs, "equivalent") {
+		path = mutate.DefaultEquivalents(*vf.series)
+	}
+	equiv, err := mutate.LoadEquivalents(path, all)
+	if err != nil {
+		return exitUsage, usageError{err}
+	}
+	if *list {
+		for i, m := range picked {
+			fmt.Printf("%s %s\n", names[i], m.Describe())
+		}
+		return exitOK, nil
+	}
+	if len(picked) == 0 {
+		return exitUsage, usagef("mutate: no mutant to run (the series adds no C code the operators change)")
+	}
+	if err := initramfs.CheckExecutable(); err != nil {
+		return exitFail, err
+	}
+	p := progress.New(os.Stderr)
+	defer p.Close()
+	o, err := c.options(p)
+	if err != nil {
+		return exitUsage, err
+	}
+	o.VMs = *jobs
+	outDir, err := c.outDir()
+	if err != nil {
+		return exitFail, err
+	}
+	m := harness.New(o).Mutate(ctx, v, ss, picked, names, equiv, outDir)
+	p.Close()
+	title := fmt.Sprintf("Mutation analysis of %s on %s (%s)", v.Name, v.Kernel.Name, v.Config)
+	if err := m.WriteFiles(outDir, picked, title); err != nil {
+		return exitFail, err
+	}
+	if m.Run == nil {
+		m.Control.Run.WriteSummary(os.Stdout)
+		fmt.Printf("\nresults: %s\n", filepath.Join(outDir, "control"))
+		if ctx.Err() != nil {
+			return exitFail, ctx.Err()
+		}
+		return exitFail, fmt.Errorf("the unmutated series is not as expected: no mutant ran (mutation analysis needs a passing control)")
+	}
+	mutate.WriteText(os.Stdout, m.Summary, m.Outcomes)
+	fmt.Printf("\nresults: %s\n", outDir)
+	if ctx.Err() != nil {
+		return exitFail, ctx.Err()
+	}
+	if !m.Explained() {
+		return exitFail, nil
+	}
+	return exitOK, nil
+}
+
+// pickMutants selects mutants by operator and by number or ID, and names
+// each by its number among all (harness.MutantName).
+func pickMutants(all []mutate.Mutant, operators, only []string) ([]mutate.Mutant, []string, error) {
+	for _, op := range operators {
+		if !slices.Contains(mutate.Operators, op) {
+			return nil, nil, fmt.Errorf("unknown operator %q (want %s)", op, strings.Join(mutate.Operators, ", "))
+		}
+	}
+	want := map[int]bool{}
+	for _, o := range only {
+		n, err := strconv.Atoi(strings.TrimPrefix(o, "m"))
+		if err != nil {
+			n = 0
+			for i, m := range all {
+				if m.ID == o {
+					n = i + 1
+				}
+			}
+		}
+		if n < 1 || n > len(all) {
+			return nil, nil, fmt.Errorf("--only %s: no such mutant (there are %d; --list shows them)", o, len(all))
+		}
+		want[n] = true
+	}
+	var ms []mutate.Mutant
+	var names []string
+	for i, m := range all {
+		if len(want) > 0 && !want[i+1] || len(operators) > 0 && !slices.Contains(operators, m.Operator) {
+			continue
+		}
+		ms = append(ms, m)
+		names = append(names, harness.MutantName(i+1, len(all)))
+	}
+	return ms, names, nil
+}
