@@ -35,8 +35,8 @@ Usage:
 
   fusetestd serve --state STATEDIR --backing DIR [--recovery STRATEGY]
                   [--id-per-open] [--inode-cache] [--inode-cache-bit N]
-                  [--no-passthrough] [--readers N] [--ttl DURATION]
-                  [--standby] [--debug]
+                  [--no-passthrough] [--no-probe] [--readers N]
+                  [--ttl DURATION] [--standby] [--debug]
       One daemon generation: takes the connection from the keeper, replays
       the saved INIT (the first generation answers it), applies the recovery
       strategy, sends FUSE_NOTIFY_RESEND if an earlier generation existed,
@@ -51,6 +51,10 @@ Usage:
                           opens, at bit --inode-cache-bit (8, as v1); kernels
                           without v1 refuse every such open (EIO)
       --no-passthrough    answer opens without passthrough, serve READ/WRITE
+      --no-probe          register no probe backing file at start: learn
+                          passthrough from the INIT reply alone and take no
+                          id (the first id registered on a fresh connection
+                          is 1); scan-close then reports ENOTSUP
       --readers N         goroutines reading /dev/fuse (4)
       --ttl DURATION      entry and attribute timeout (0: every path walk
                           sends LOOKUP)
@@ -186,6 +190,7 @@ func cmdServe(args []string) error {
 	fs.BoolVar(&inodeCache, "inode-cache", false, "")
 	fs.UintVar(&bit, "inode-cache-bit", fuseabi.InodeCacheBitV1, "")
 	fs.BoolVar(&cfg.NoPassthrough, "no-passthrough", false, "")
+	fs.BoolVar(&cfg.NoProbe, "no-probe", false, "")
 	fs.IntVar(&cfg.Readers, "readers", 4, "")
 	fs.DurationVar(&cfg.TTL, "ttl", 0, "")
 	fs.BoolVar(&cfg.Debug, "debug", false, "")

@@ -20,8 +20,10 @@
 // takes the /dev/fuse fd and the INIT bytes from the keeper over
 // SCM_RIGHTS, feeds INIT to a fresh go-fuse ProtocolServer (the first
 // generation writes the reply, later ones discard it: the kernel negotiates
-// once), checks that BACKING_OPEN is allowed (no CAP_SYS_ADMIN: it exits
-// with "passthrough refused" unless --no-passthrough), applies its recovery
+// once), checks that BACKING_OPEN is allowed by registering and closing a
+// probe backing file (no CAP_SYS_ADMIN: it exits with "passthrough refused"
+// unless --no-passthrough; --no-probe skips the check, so that the
+// generation takes no backing id of its own), applies its recovery
 // strategy, writes FUSE_NOTIFY_RESEND when an earlier generation existed
 // (the kernel resends every request that one had read and not answered),
 // then serves with several reader goroutines and prints "serving
@@ -60,7 +62,9 @@
 //   - scan-close: on any kernel: register a probe file to learn the cyclic
 //     id counter N, then BACKING_CLOSE 1..N-1. Limits: N-1 ioctls however
 //     few ids live; misses ids above N once the counter has wrapped past
-//     INT_MAX; closes every id, so it runs before serving.
+//     INT_MAX; closes every id, so it runs before serving. With
+//     --no-probe there is no probe id: it closes nothing and reports
+//     ENOTSUP.
 //   - adopt: every OPEN and RELEASE reply is preceded by a write of the id
 //     table (nodeid -> id, fh -> nodeid) to STATEDIR/backing-ids.json; a
 //     successor of the same connection adopts it and reuses the ids, so a

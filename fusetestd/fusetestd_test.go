@@ -3,6 +3,7 @@ package fusetestd_test
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,6 +188,46 @@ func TestCrashRestartCycles(t *testing.T) {
 	if st := e.status(); st.Generation != cycles+1 {
 		t.Fatalf("generation %d, want %d", st.Generation, cycles+1)
 	}
+}
+
+// TestNoProbe checks that a generation started with --no-probe takes no
+// backing id of its own: the first id registered on a fresh connection is
+// 1 (2 after a probing generation), passthrough still comes from INIT, and
+// scan-close, having no probe id to scan below, closes nothing and says so.
+func TestNoProbe(t *testing.T) {
+	if _, _, id := firstID(t); id != 2 {
+		t.Fatalf("first id registered after a probing generation: %d, want 2", id)
+	}
+	e, gen1, id := firstID(t, "--no-probe")
+	if id != 1 {
+		t.Fatalf("first id registered with --no-probe: %d, want 1", id)
+	}
+	if st := e.status(); !st.Passthrough || st.PlainIO {
+		t.Fatalf("passthrough not in use with --no-probe: %+v", st)
+	}
+	e.expectFile("a.txt", content)
+	gen1.kill(t, unix.SIGKILL)
+	e.serve("--no-probe", "--recovery", "scan-close")
+	if r := e.status().Recovery; r.Errno != "ENOTSUP" || len(r.Closed) != 0 || !strings.Contains(r.Detail, "no probe id") {
+		t.Fatalf("scan-close with --no-probe: %+v", r)
+	}
+	if errno, err := e.client().BackingClose(id); err != nil || errno != "" {
+		t.Fatalf("the first generation's id %d: %q %v, want it still registered", id, errno, err)
+	}
+}
+
+// firstID mounts a fresh connection serving a.txt, starts a generation
+// with args and returns the first id registered on the connection, by
+// the generation's control socket.
+func firstID(t *testing.T, args ...string) (*env, *proc, int32) {
+	t.Helper()
+	e := newEnv(t, map[string]string{"a.txt": content})
+	gen := e.serve(args...)
+	id, errno, err := e.client().BackingOpen("a.txt")
+	if err != nil || errno != "" {
+		t.Fatalf("backing-open with %v: %q %v", args, errno, err)
+	}
+	return e, gen, id
 }
 
 func fileName(i int) string    { return "f" + string(rune('a'+i)) + ".txt" }

@@ -11,8 +11,8 @@ import (
 
 // recover applies the generation's recovery strategy, before serving.
 // probeID is the id checkPassthrough registered (and closed), 0 without
-// passthrough. Kernel refusals are reported, never fatal: the generation
-// serves anyway, as a production daemon would.
+// passthrough or with NoProbe. Kernel refusals are reported, never fatal:
+// the generation serves anyway, as a production daemon would.
 func (d *daemon) recover(probeID int32) ctl.Recovery {
 	r := ctl.Recovery{Strategy: d.cfg.Recovery}
 	switch d.cfg.Recovery {
@@ -56,9 +56,14 @@ func (d *daemon) recover(probeID int32) ctl.Recovery {
 // has wrapped past INT_MAX, live ids above N are missed; and it closes every
 // id, this generation's too, so it must run before serving.
 func (d *daemon) scanClose(probeID int32, r *ctl.Recovery) {
-	if probeID == 0 {
+	switch {
+	case d.plainIO:
 		r.Errno = errnoName(unix.EPERM)
 		r.Detail = "no passthrough: no probe id to scan below"
+		return
+	case probeID == 0:
+		r.Errno = errnoName(unix.ENOTSUP)
+		r.Detail = "--no-probe: no probe id to scan below, nothing closed"
 		return
 	}
 	enoent := 0

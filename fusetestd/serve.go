@@ -48,6 +48,13 @@ type ServeConfig struct {
 	// NoPassthrough answers opens without passthrough even where it was
 	// negotiated; the daemon serves READ and WRITE itself.
 	NoPassthrough bool
+	// NoProbe registers no probe backing file at start: the generation
+	// learns whether passthrough is on from the INIT reply alone, so that
+	// it takes no id of the connection's id counter (the first id
+	// registered on a fresh connection is then 1), and it cannot tell
+	// before an OPEN that the kernel refuses it BACKING_OPEN. Recovery
+	// scan-close, which scans below the probe id, reports ENOTSUP.
+	NoProbe bool
 	// Readers is the number of goroutines reading /dev/fuse.
 	Readers int
 	// TTL is the entry and attribute timeout given to the kernel.
@@ -251,9 +258,9 @@ func (d *daemon) restoreInit() error {
 
 // checkPassthrough registers a probe backing file (a memfd) to learn whether
 // the kernel lets this process use passthrough, and returns its id, already
-// closed again, or 0 when passthrough is off.
+// closed again, or 0 when passthrough is off or with NoProbe.
 func (d *daemon) checkPassthrough() (int32, error) {
-	if d.plainIO {
+	if d.plainIO || d.cfg.NoProbe {
 		return 0, nil
 	}
 	fd, err := unix.MemfdCreate("fusetestd-probe", unix.MFD_CLOEXEC)

@@ -23,6 +23,9 @@ import (
 // cancels the run, which aborts the connection, unmounts and stops the
 // daemon as at the end of any scenario.
 type session struct {
+	// scope holds the connections and backing filesystems the steps so far
+	// declared, which the next steps may name.
+	scope  *script.Scope
 	rep    *script.Step
 	next   chan *script.Step
 	events chan stepEvent
@@ -45,10 +48,12 @@ const sessionTimeout = 100 * 365 * 24 * time.Hour
 // placeholder is the first round's step, which nobody asked for.
 func placeholder() *script.Step { return &script.Step{Op: "sleep", Args: []string{"0s"}} }
 
-// startSession starts the interpreter for a session.
-func (sh *shell) startSession(ctx context.Context) *session {
+// startSession starts the interpreter for a session whose steps so far
+// declared what scope holds.
+func (sh *shell) startSession(ctx context.Context, scope *script.Scope) *session {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &session{
+		scope:  scope,
 		next:   make(chan *script.Step),
 		events: make(chan stepEvent),
 		done:   make(chan interp.Result, 1),
@@ -88,13 +93,15 @@ func (sh *shell) startSession(ctx context.Context) *session {
 	return s
 }
 
-// parseStep parses one step line. Without "=>" any outcome is accepted,
-// so that a step giving an error is shown, not fatal to the session.
-func parseStep(line string, n int) (*script.Step, error) {
+// parseStep parses one step line, the session's nth, which may name what
+// the session's earlier steps declared (scope). Without "=>" any outcome
+// is accepted, so that a step giving an error is shown, not fatal to the
+// session.
+func parseStep(scope *script.Scope, line string, n int) (*script.Step, error) {
 	if strings.TrimSpace(line) == "" {
 		return nil, fmt.Errorf("step LINE: a scenario step, e.g. step backing 16M")
 	}
-	sc, err := script.Parse("step", "step", strings.Repeat("\n", n-1)+line)
+	sc, err := scope.Parse("step", "step", strings.Repeat("\n", n-1)+line)
 	if err != nil {
 		return nil, err
 	}
@@ -120,17 +127,17 @@ func (sh *shell) step(ctx context.Context, line string) {
 		default:
 		}
 	}
-	n := 1
+	n, scope := 1, script.NewScope()
 	if sh.session != nil {
-		n = sh.session.n + 1
+		n, scope = sh.session.n+1, sh.session.scope
 	}
-	st, err := parseStep(line, n)
+	st, err := parseStep(scope, line, n)
 	if err != nil {
 		sh.errorf("%v", err)
 		return
 	}
 	if sh.session == nil {
-		sh.session = sh.startSession(ctx)
+		sh.session = sh.startSession(ctx, scope)
 		fmt.Fprintln(sh.out, "step session started (end ends it)")
 	}
 	s := sh.session

@@ -16,6 +16,7 @@ import (
 	"fusevm/fuseabi/fuseabitest"
 	"fusevm/scenarios"
 	"fusevm/scenarios/interp/interptest"
+	"fusevm/scenarios/script"
 )
 
 // TestMain runs the tests, or the process spawner of TestOnHost.
@@ -171,13 +172,24 @@ func TestEndOfInput(t *testing.T) {
 }
 
 func TestParseStep(t *testing.T) {
-	st, err := parseStep(`read h1 "a b" => EIO`, 4)
+	scope := script.NewScope()
+	st, err := parseStep(scope, `read h1 "a b" => EIO`, 4)
 	if err != nil || st.Op != "read" || st.Line != 4 || st.Expect.Resolve(nil) != "EIO" {
 		t.Fatalf("%+v, %v", st, err)
 	}
-	st, err = parseStep("crash", 1)
+	st, err = parseStep(scope, "crash", 1)
 	if err != nil || st.Expect.Resolve(nil) != "any" {
 		t.Fatalf("a step without => accepts any outcome: %+v, %v", st, err)
+	}
+	// A step may name what the session's earlier steps declared.
+	if _, err := parseStep(scope, "use other", 5); err == nil {
+		t.Fatal("use of a connection never mounted accepted")
+	}
+	if _, err := parseStep(scope, "mount as=other", 6); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := parseStep(scope, "use other", 7); err != nil || st.Args[0] != "other" {
+		t.Fatalf("use of the connection a step mounted: %+v, %v", st, err)
 	}
 }
 
@@ -236,11 +248,23 @@ func TestOnHost(t *testing.T) {
 	if m, _ := fuseabi.IsMountpoint(filepath.Join(root, "mnt")); m {
 		t.Error("the session's mount outlived it")
 	}
-	// end cleans up a session.
-	c.doUntil("step backing 1M", "fusevm[step]> ")
-	c.doUntil("step mount", "fusevm[step]> ")
+	// A step may name the connections earlier steps mounted; end cleans
+	// up a session, every connection of it.
+	for _, tc := range []struct{ cmd, want string }{
+		{"step backing 1M", "=> ok"},
+		{"step mount", "mount => ok"},
+		{"step mount as=other", "mount as=other => ok"},
+		{"step use main", "use main => ok"},
+	} {
+		if got := c.doUntil(tc.cmd, "fusevm[step]> "); !strings.Contains(got, tc.want) {
+			t.Fatalf("%q printed %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
 	if got := c.do("end"); !strings.Contains(got, "step session ended") {
 		t.Fatalf("end: %q", got)
+	}
+	if m, _ := fuseabi.IsMountpoint(filepath.Join(root, "mnt-other")); m {
+		t.Error("the session's second connection outlived it")
 	}
 
 	// steps stops after each step: Enter runs the next, a command runs in

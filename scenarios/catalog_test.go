@@ -39,6 +39,14 @@ func TestExpectations(t *testing.T) {
 		"crash-loop":               {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
 		"reopen-inode-cache":       {"baseline": verdict.Fail, "v1": verdict.Pass, "v2": verdict.Fail, "v2-patch2": verdict.Fail},
 		"different-inode-rejected": {"baseline": verdict.Pass, "v1": verdict.Pass, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		// The scenarios that catch wrong implementations of the series.
+		"close-all-many-ids":             {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"close-all-two-connections":      {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"close-all-new-ids-fresh":        {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"close-all-refused-keeps-ids":    {"baseline": verdict.Pass, "v1": verdict.Pass, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		"different-fs-same-ino-rejected": {"baseline": verdict.Pass, "v1": verdict.Pass, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		"hard-link-accepted":             {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		"crash-data-mmap":                {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
 	}
 	for name, byVariant := range want {
 		ss, err := Load([]string{name})

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"fusevm/events"
 	"fusevm/fuseabi"
@@ -34,6 +36,9 @@ var hostFailures = map[string]hostFailure{
 	"close-all-keeps-open-files": {"ioctl close-all", "ENOTTY"},
 	"close-all-race":             {"ioctl close-all", "ENOTTY"},
 	"stale-id":                   {"ioctl close-all", "ENOTTY"},
+	"close-all-many-ids":         {"ioctl close-all", "ENOTTY"},
+	"close-all-two-connections":  {"ioctl close-all", "ENOTTY"},
+	"close-all-new-ids-fresh":    {"ioctl close-all", "ENOTTY"},
 	// The dead generation's backing file leaks (recovery gave ENOTTY or
 	// EINVAL, as the scenario expects, before).
 	"leak-after-restart": {"free-space is=$empty", "error"},
@@ -42,10 +47,18 @@ var hostFailures = map[string]hostFailure{
 	"reopen-after-restart":  {"open h2 a.txt", "EIO"},
 	"reregister-no-restart": {"open h2 a.txt", "EIO"},
 	"crash-loop":            {"open h a.txt", "EIO"},
+	"hard-link-accepted":    {"open h2 a.txt", "EIO"},
+	"crash-data-mmap":       {"open new a.txt rw", "EIO"},
 	// An open with the inode-cache flag is refused.
 	"reopen-inode-cache": {"open h1 a.txt", "EIO"},
 	// The first of the two connections has ended.
 	"connections-counts-own": {"connections 2", "error"},
+	// Steps act on the current connection, here an unmounted one.
+	"connections-by-name": {"passthrough", "error"},
+	// Two files of one tmpfs have different inode numbers.
+	"backing-filesystems": {"backing-ino b.txt is=$ino", "error"},
+	// Without a probe id, scan-close cannot scan.
+	"no-probe-scan-close": {"recovery", "ENOTSUP"},
 }
 
 // stepErrorRe picks the step and its outcome out of a FAIL's detail, which
@@ -58,13 +71,7 @@ var stepErrorRe = regexp.MustCompile(`line \d+: (.+): got (\S+?)[ ,]`)
 // is taken as unpatched (no claims), so a scenario with needs must fail,
 // and only at the step its bug breaks (hostFailures).
 func TestScenariosOnHost(t *testing.T) {
-	requireHost(t)
-	if err := interptest.KeepFusectlMounted(t); err != nil {
-		t.Fatal(err)
-	}
-	h := &host{daemon: interptest.BuildDaemon(t), spawner: interptest.StartSpawner(t)}
-	requirePassthrough(t, h)
-
+	h := newHost(t)
 	all, err := scenarios.Load([]string{"all"})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +109,37 @@ func TestScenariosOnHost(t *testing.T) {
 	}
 }
 
+// TestTimeoutAbortsEveryConnection runs into a scenario's timeout with a
+// step blocked on a connection other than the current one (a close whose
+// FLUSH no daemon answers): the timeout must abort every connection, so
+// that the step returns at once, and leave nothing mounted or running.
+func TestTimeoutAbortsEveryConnection(t *testing.T) {
+	h := newHost(t)
+	s, err := script.Parse("timeout", "timeout", `timeout: 1s
+backing 1M
+file a.txt "a"
+mount
+mount as=other
+open h a.txt
+crash
+use main
+close h
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, steps := h.run(t, s)
+	if res.Verdict != verdict.Hang || !strings.Contains(res.Detail, "line 9: close h") {
+		t.Fatalf("%s: %s, want a HANG in close h\nsteps:\n%s", res.Verdict, res.Detail, steps)
+	}
+	// Aborting only the current connection would leave the close blocked
+	// for the 10 s Run grants a blocked step.
+	if took := time.Since(start); took > s.Timeout+5*time.Second {
+		t.Errorf("the scenario took %s with a %s timeout", took, s.Timeout)
+	}
+}
+
 // hostScripts check steps that the built-in scenarios only show passing;
 // each must fail where hostFailures says.
 var hostScripts = map[string]string{
@@ -115,6 +153,61 @@ mount
 connections 1
 connections 2
 `,
+	// Connections by name: each has its own daemon and id table, handles
+	// are usable whatever the current connection, a name mounts again once
+	// unmounted, and connections counts them all.
+	"connections-by-name": `backing 1M
+file a.txt "shared"
+mount
+open hm a.txt
+mount as=other no-probe
+ioctl backing-open a.txt as=id is=1    # other's own table, no probe id
+open ho a.txt
+use main
+ioctl backing-open a.txt is=3          # main's: probe 1, hm's 2
+read ho "shared"
+close hm
+umount
+connections 1
+use other
+close ho
+umount
+connections 0
+mount as=other
+connections 1
+use main
+passthrough
+`,
+	// Further backing filesystems: files, links and inode numbers on them,
+	// their free space, and their unmount.
+	"backing-filesystems": `backing 1M
+backing 1M as=alt
+file a.txt "a"
+file b.txt "b"
+file alt:x.txt "x"
+backing-ino a.txt as=ino
+backing-ino alt:x.txt is=$ino          # the first file of each tmpfs
+backing-ino b.txt not=$ino
+link-backing b.txt c.txt
+backing-ino c.txt is=3
+link-backing a.txt alt:a.txt => EXDEV
+free-space on=alt as=altfree
+free-space as=mainfree
+fill alt:big 64K
+free-space as=mainfree is=$mainfree
+unlink-backing alt:big
+free-space on=alt is=$altfree
+umount-backing alt
+umount-backing alt => EINVAL
+backing-ino b.txt is=$ino
+`,
+	// A daemon without a probe id reports that scan-close cannot scan.
+	"no-probe-scan-close": `backing 1M
+mount no-probe
+crash
+restart no-probe recovery=scan-close
+recovery
+`,
 }
 
 // host runs scenarios on the host kernel.
@@ -124,11 +217,15 @@ type host struct {
 }
 
 // run runs s in a fresh root and returns the result and the steps' log.
-// Nothing may stay mounted under the root afterwards.
+// Nothing may stay mounted under the root afterwards, and no process of
+// the scenario may be left.
 func (h *host) run(t *testing.T, s *script.Script) (interp.Result, string) {
 	t.Helper()
 	root := t.TempDir()
-	t.Cleanup(func() { interptest.CheckUnmounted(t, root) }) // before the root's removal
+	t.Cleanup(func() { // before the root's removal
+		interptest.CheckUnmounted(t, root)
+		interptest.CheckNoProcesses(t, root)
+	})
 	var mu sync.Mutex
 	var steps bytes.Buffer
 	emit := func(ev events.Event) {
@@ -140,6 +237,18 @@ func (h *host) run(t *testing.T, s *script.Script) (interp.Result, string) {
 	mu.Lock()
 	defer mu.Unlock()
 	return res, steps.String()
+}
+
+// newHost returns a host to run scenarios on, or skips t where the host
+// cannot run them as the guest does (requireHost, requirePassthrough).
+func newHost(t *testing.T) *host {
+	requireHost(t)
+	if err := interptest.KeepFusectlMounted(t); err != nil {
+		t.Fatal(err)
+	}
+	h := &host{daemon: interptest.BuildDaemon(t), spawner: interptest.StartSpawner(t)}
+	requirePassthrough(t, h)
+	return h
 }
 
 // requireHost skips t unless the host can run scenarios as the guest does:

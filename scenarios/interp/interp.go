@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,9 +34,12 @@ type Env struct {
 	Claims map[string]bool
 	// Params are per-kernel settings (events.Plan.Params).
 	Params map[string]string
-	// Root is the absolute directory of the scenario's files: the backing
-	// tmpfs is mounted on Root/backing, the FUSE filesystem on Root/mnt, and
-	// the daemon's sockets are in Root/state.
+	// Root is the absolute directory of the scenario's files: the main
+	// backing tmpfs is mounted on Root/backing, a further one named NAME on
+	// Root/backing-NAME; the FUSE connection main is mounted on Root/mnt
+	// with its daemon's sockets in Root/state, a connection named NAME on
+	// Root/mnt-NAME with Root/state-NAME. Every connection serves the main
+	// backing tmpfs.
 	Root string
 	// Daemon is the fusetestd binary.
 	Daemon string
@@ -62,7 +66,8 @@ func (e *StepError) Error() string {
 	return fmt.Sprintf("line %d: %s: got %s, want %s", e.Line, e.Step, e.Got, e.Want)
 }
 
-// Run executes s and always cleans up (handles, daemon, keeper, mounts).
+// Run executes s and always cleans up (handles, every connection's daemon
+// and keeper, mounts).
 func Run(ctx context.Context, s *script.Script, env Env) Result {
 	if !filepath.IsAbs(env.Root) {
 		return Result{Verdict: verdict.Fail, Detail: fmt.Sprintf("scenario root %q is not an absolute path", env.Root)}
@@ -70,14 +75,12 @@ func Run(ctx context.Context, s *script.Script, env Env) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	r := &runner{
-		env:        env,
-		backingDir: filepath.Join(env.Root, "backing"),
-		mountDir:   filepath.Join(env.Root, "mnt"),
-		stateDir:   filepath.Join(env.Root, "state"),
-		handles:    map[string]*os.File{},
-		vars:       map[string]string{},
-		async:      map[string]chan error{},
-		devfd:      -1,
+		env:      env,
+		handles:  map[string]*os.File{},
+		vars:     map[string]string{},
+		async:    map[string]chan error{},
+		conns:    map[string]*connection{},
+		backings: map[string]bool{},
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.steps(ctx, s.Steps) }()
@@ -86,8 +89,10 @@ func Run(ctx context.Context, s *script.Script, env Env) Result {
 	case err = <-done:
 	case <-ctx.Done():
 		// A step is blocked in the kernel (a FUSE request nobody answers):
-		// aborting the connection makes it return.
-		r.abortConn()
+		// aborting the connections makes it return.
+		for _, c := range r.connections() {
+			r.abortConn(c)
+		}
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -110,20 +115,77 @@ func (r *runner) currentStep() string {
 
 type runner struct {
 	env Env
-	// The scenario's directories, under env.Root.
-	backingDir, mountDir, stateDir string
 
-	mu      sync.Mutex
-	handles map[string]*os.File
-	vars    map[string]string
-	async   map[string]chan error
-	conns   []fuseConn // every connection mounted, the current one last
-	current string     // "line N: op args" of the step in progress
-	keeper  int        // pid, 0 when none
-	daemon  int        // pid, 0 when none
-	gen     int
-	devfd   int
-	backing bool
+	mu       sync.Mutex
+	handles  map[string]*os.File // global: usable whatever the current connection
+	vars     map[string]string
+	async    map[string]chan error
+	conns    map[string]*connection // the latest mount of each name
+	cur      *connection            // the current connection, nil before the first mount
+	mounted  []fuseConn             // every FUSE connection mounted, for "connections"
+	backings map[string]bool        // the backing filesystems mounted, by name ("" the main one)
+	current  string                 // "line N: op args" of the step in progress
+}
+
+// connection is one of the scenario's FUSE connections, by name: its
+// directories, its keeper and daemon generations, and a dup of its
+// /dev/fuse fd for the ioctls.
+type connection struct {
+	name               string
+	mountDir, stateDir string
+	keeper             int // pid, 0 when none
+	daemon             int // pid, 0 when none
+	gen                int
+	devfd              int       // -1 when none; guarded by runner.mu
+	fc                 *fuseConn // the kernel's connection once mounted; guarded by runner.mu
+}
+
+// newConnection returns connection name, not mounted yet: main's
+// directories are Root/mnt and Root/state, another's Root/mnt-NAME and
+// Root/state-NAME.
+func (r *runner) newConnection(name string) *connection {
+	suffix := ""
+	if name != script.MainConn {
+		suffix = "-" + name
+	}
+	return &connection{
+		name:     name,
+		mountDir: filepath.Join(r.env.Root, "mnt"+suffix),
+		stateDir: filepath.Join(r.env.Root, "state"+suffix),
+		devfd:    -1,
+	}
+}
+
+// conn returns the current connection.
+func (r *runner) conn() (*connection, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil {
+		return nil, errors.New("no FUSE connection was mounted")
+	}
+	return r.cur, nil
+}
+
+// connections returns the latest connection of each name, by name.
+func (r *runner) connections() []*connection {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.SortedFunc(maps.Values(r.conns), func(a, b *connection) int { return strings.Compare(a.name, b.name) })
+}
+
+// backingDir is the mount point of backing filesystem name: Root/backing
+// for the main one (""), Root/backing-NAME for another.
+func (r *runner) backingDir(name string) string {
+	if name == "" {
+		return filepath.Join(r.env.Root, "backing")
+	}
+	return filepath.Join(r.env.Root, "backing-"+name)
+}
+
+// backingPath is the file a script.BackingPath operand names.
+func (r *runner) backingPath(arg string) string {
+	name, rel := script.SplitBackingPath(arg)
+	return filepath.Join(r.backingDir(name), rel)
 }
 
 func (r *runner) steps(ctx context.Context, steps []*script.Step) error {
@@ -272,6 +334,18 @@ func flags(args []string) map[string]string {
 	return m
 }
 
+// onConn makes a step function of one that acts on the current
+// connection.
+func onConn(fn func(r *runner, c *connection, ctx context.Context, st *script.Step) (string, string)) stepFunc {
+	return func(r *runner, ctx context.Context, st *script.Step) (string, string) {
+		c, err := r.conn()
+		if err != nil {
+			return fail("%v", err)
+		}
+		return fn(r, c, ctx, st)
+	}
+}
+
 // do runs one step that is not a block.
 func (r *runner) do(ctx context.Context, st *script.Step) (string, string) {
 	fn, ok := stepFuncs[st.Op]
@@ -289,48 +363,57 @@ type stepFunc func(r *runner, ctx context.Context, st *script.Step) (string, str
 // runner.step runs itself.
 var stepFuncs = map[string]stepFunc{
 	// Setup and daemon life cycle.
-	"backing": func(r *runner, _ context.Context, st *script.Step) (string, string) {
-		return outcome(r.mountBacking(st.Args[0]))
-	},
-	"file":  (*runner).file,
-	"fill":  (*runner).fill,
-	"mount": (*runner).mount,
-	"restart": func(r *runner, ctx context.Context, st *script.Step) (string, string) {
-		return r.startDaemon(ctx, st.Args)
-	},
-	"crash":  func(r *runner, _ context.Context, _ *script.Step) (string, string) { return outcome(r.crash()) },
-	"umount": func(r *runner, _ context.Context, _ *script.Step) (string, string) { return outcome(r.umount()) },
-	"abort":  func(r *runner, _ context.Context, _ *script.Step) (string, string) { return outcome(r.abortConn()) },
+	"backing": (*runner).mountBacking,
+	"file":    (*runner).file,
+	"fill":    (*runner).fill,
+	"mount":   (*runner).mount,
+	"use":     (*runner).use,
+	"restart": onConn(func(r *runner, c *connection, ctx context.Context, st *script.Step) (string, string) {
+		return r.startDaemon(ctx, c, st.Args)
+	}),
+	"crash": onConn(func(_ *runner, c *connection, _ context.Context, _ *script.Step) (string, string) {
+		return outcome(c.crash())
+	}),
+	"umount": onConn(func(r *runner, c *connection, _ context.Context, _ *script.Step) (string, string) {
+		return outcome(r.umount(c))
+	}),
+	"abort": onConn(func(r *runner, c *connection, _ context.Context, _ *script.Step) (string, string) {
+		return outcome(r.abortConn(c))
+	}),
 	// File I/O on the FUSE mount.
-	"open":       (*runner).open,
+	"open":       onConn((*runner).open),
 	"read":       (*runner).read,
 	"mmap-read":  (*runner).read,
 	"write":      (*runner).write,
 	"close":      (*runner).close,
-	"stat":       (*runner).stat,
-	"stat-async": (*runner).statAsync,
+	"stat":       onConn((*runner).stat),
+	"stat-async": onConn((*runner).statAsync),
 	"wait":       (*runner).wait,
 	// The daemon, through its control socket.
-	"passthrough": (*runner).statusCheck,
-	"served":      (*runner).statusCheck,
-	"recovery":    (*runner).statusCheck,
-	"ids":         (*runner).statusCheck,
-	"answer-open": (*runner).answerOpen,
-	"hold": func(r *runner, _ context.Context, st *script.Step) (string, string) {
-		return r.withCtl(func(cl *ctl.Client) error { return cl.Hold(strings.ToUpper(st.Args[0])) })
-	},
-	"release": func(r *runner, _ context.Context, st *script.Step) (string, string) {
-		return r.withCtl(func(cl *ctl.Client) error { _, err := cl.ReleaseHeld(strings.ToUpper(st.Args[0])); return err })
-	},
+	"passthrough": onConn((*runner).statusCheck),
+	"served":      onConn((*runner).statusCheck),
+	"recovery":    onConn((*runner).statusCheck),
+	"ids":         onConn((*runner).statusCheck),
+	"answer-open": onConn((*runner).answerOpen),
+	"hold": onConn(func(_ *runner, c *connection, _ context.Context, st *script.Step) (string, string) {
+		return withCtl(c, func(cl *ctl.Client) error { return cl.Hold(strings.ToUpper(st.Args[0])) })
+	}),
+	"release": onConn(func(_ *runner, c *connection, _ context.Context, st *script.Step) (string, string) {
+		return withCtl(c, func(cl *ctl.Client) error { _, err := cl.ReleaseHeld(strings.ToUpper(st.Args[0])); return err })
+	}),
 	// The kernel interface.
-	"ioctl": (*runner).ioctl,
-	// The backing tmpfs and the connection.
+	"ioctl": onConn((*runner).ioctl),
+	// The backing filesystems and the connections.
 	"free-space": (*runner).freeSpace,
 	"unlink-backing": func(r *runner, _ context.Context, st *script.Step) (string, string) {
-		return outcome(os.Remove(filepath.Join(r.backingDir, st.Args[0])))
+		return outcome(os.Remove(r.backingPath(st.Args[0])))
 	},
+	"link-backing": func(r *runner, _ context.Context, st *script.Step) (string, string) {
+		return outcome(os.Link(r.backingPath(st.Args[0]), r.backingPath(st.Args[1])))
+	},
+	"backing-ino":    (*runner).backingIno,
 	"umount-backing": (*runner).umountBacking,
-	"connections":    (*runner).connections,
+	"connections":    (*runner).countConnections,
 	// Control flow and kernel debugging.
 	"sleep": (*runner).sleep,
 	"sysrq": (*runner).sysrq,
@@ -341,7 +424,7 @@ func (r *runner) file(_ context.Context, st *script.Step) (string, string) {
 	if err != nil {
 		return fail("%v", err)
 	}
-	return outcome(os.WriteFile(filepath.Join(r.backingDir, st.Args[0]), []byte(content), 0o644))
+	return outcome(os.WriteFile(r.backingPath(st.Args[0]), []byte(content), 0o644))
 }
 
 func (r *runner) fill(_ context.Context, st *script.Step) (string, string) {
@@ -353,7 +436,7 @@ func (r *runner) fill(_ context.Context, st *script.Step) (string, string) {
 	for i := range buf {
 		buf[i] = byte('a' + i%26)
 	}
-	return outcome(os.WriteFile(filepath.Join(r.backingDir, st.Args[0]), buf, 0o644))
+	return outcome(os.WriteFile(r.backingPath(st.Args[0]), buf, 0o644))
 }
 
 func (r *runner) handle(name string) (*os.File, error) {
@@ -381,7 +464,7 @@ func (r *runner) handleContent(st *script.Step) (*os.File, string, error) {
 	return f, content, nil
 }
 
-func (r *runner) open(_ context.Context, st *script.Step) (string, string) {
+func (r *runner) open(c *connection, _ context.Context, st *script.Step) (string, string) {
 	mode := os.O_RDONLY
 	for _, f := range st.Args[2:] {
 		switch f {
@@ -393,7 +476,7 @@ func (r *runner) open(_ context.Context, st *script.Step) (string, string) {
 			return fail("unknown open flag %s", f)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(r.mountDir, st.Args[1]), mode, 0o644)
+	f, err := os.OpenFile(filepath.Join(c.mountDir, st.Args[1]), mode, 0o644)
 	if err != nil {
 		return outcome(err)
 	}
@@ -455,15 +538,15 @@ func (r *runner) close(_ context.Context, st *script.Step) (string, string) {
 	return outcome(f.Close())
 }
 
-func (r *runner) stat(_ context.Context, st *script.Step) (string, string) {
-	_, err := os.Stat(filepath.Join(r.mountDir, st.Args[0]))
+func (r *runner) stat(c *connection, _ context.Context, st *script.Step) (string, string) {
+	_, err := os.Stat(filepath.Join(c.mountDir, st.Args[0]))
 	return outcome(err)
 }
 
-func (r *runner) statAsync(_ context.Context, st *script.Step) (string, string) {
+func (r *runner) statAsync(c *connection, _ context.Context, st *script.Step) (string, string) {
 	ch := make(chan error, 1)
 	go func() {
-		_, err := os.Stat(filepath.Join(r.mountDir, st.Args[1]))
+		_, err := os.Stat(filepath.Join(c.mountDir, st.Args[1]))
 		ch <- err
 	}()
 	r.mu.Lock()
@@ -488,7 +571,7 @@ func (r *runner) wait(ctx context.Context, st *script.Step) (string, string) {
 	}
 }
 
-func (r *runner) answerOpen(_ context.Context, st *script.Step) (string, string) {
+func (r *runner) answerOpen(c *connection, _ context.Context, st *script.Step) (string, string) {
 	v, err := r.value(st.Args[1])
 	if err != nil {
 		return fail("%v", err)
@@ -497,15 +580,72 @@ func (r *runner) answerOpen(_ context.Context, st *script.Step) (string, string)
 	if err != nil {
 		return fail("backing id %q: %v", v, err)
 	}
-	return r.withCtl(func(cl *ctl.Client) error { return cl.NextOpenID(st.Args[0], int32(id)) })
+	return withCtl(c, func(cl *ctl.Client) error { return cl.NextOpenID(st.Args[0], int32(id)) })
 }
 
-func (r *runner) umountBacking(context.Context, *script.Step) (string, string) {
-	err := unix.Unmount(r.backingDir, 0)
+// umountBacking unmounts the main backing tmpfs, or the backing
+// filesystem its operand names.
+func (r *runner) umountBacking(_ context.Context, st *script.Step) (string, string) {
+	name := ""
+	if len(st.Args) > 0 {
+		name = st.Args[0]
+	}
+	err := unix.Unmount(r.backingDir(name), 0)
 	if err == nil {
-		r.backing = false
+		r.mu.Lock()
+		delete(r.backings, name)
+		r.mu.Unlock()
 	}
 	return outcome(err)
+}
+
+// backingIno stores or compares the inode number of a backing file.
+func (r *runner) backingIno(_ context.Context, st *script.Step) (string, string) {
+	var fs unix.Stat_t
+	if err := unix.Stat(r.backingPath(st.Args[0]), &fs); err != nil {
+		return outcome(err)
+	}
+	return r.keep(flags(st.Args[1:]), "inode", strconv.FormatUint(fs.Ino, 10))
+}
+
+// keep stores got, a number, with as=VAR and compares it with is=REF and
+// not=REF, REF being $VAR or a number; what names it in a mismatch
+// ("inode 5, want 7").
+func (r *runner) keep(f map[string]string, what, got string) (string, string) {
+	if ref, ok := f["is"]; ok {
+		want, err := r.ref(ref)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if got != want {
+			return fail("%s %s, want %s", what, got, want)
+		}
+	}
+	if ref, ok := f["not"]; ok {
+		other, err := r.ref(ref)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if got == other {
+			return fail("%s %s, want another", what, got)
+		}
+	}
+	if name, ok := f["as"]; ok {
+		r.set(name, got)
+	}
+	return "ok", ""
+}
+
+// ref resolves what is=REF or not=REF compares with: $VAR, or a number as
+// written.
+func (r *runner) ref(a string) (string, error) {
+	if strings.HasPrefix(a, "$") {
+		return r.value(a)
+	}
+	if _, err := strconv.ParseUint(a, 10, 64); err != nil {
+		return "", fmt.Errorf("%q is neither $VAR nor a number", a)
+	}
+	return a, nil
 }
 
 func (r *runner) sleep(ctx context.Context, st *script.Step) (string, string) {
@@ -525,19 +665,31 @@ func (r *runner) sysrq(_ context.Context, st *script.Step) (string, string) {
 	return outcome(os.WriteFile("/proc/sysrq-trigger", []byte(st.Args[0]), 0))
 }
 
-func (r *runner) mountBacking(size string) error {
-	if err := os.MkdirAll(r.backingDir, 0o755); err != nil {
-		return err
+// mountBacking mounts a fresh tmpfs of the step's size: the main backing
+// tmpfs, or with as=NAME backing filesystem NAME.
+func (r *runner) mountBacking(_ context.Context, st *script.Step) (string, string) {
+	name := flags(st.Args[1:])["as"]
+	r.mu.Lock()
+	mounted := r.backings[name]
+	r.mu.Unlock()
+	if mounted {
+		return fail("backing filesystem %q is mounted already", name)
 	}
-	if err := unix.Mount("tmpfs", r.backingDir, "tmpfs", 0, "size="+size); err != nil {
-		return err
+	dir := r.backingDir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return outcome(err)
 	}
-	r.backing = true
-	return nil
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+st.Args[0]); err != nil {
+		return outcome(err)
+	}
+	r.mu.Lock()
+	r.backings[name] = true
+	r.mu.Unlock()
+	return "ok", ""
 }
 
-func (r *runner) withCtl(fn func(*ctl.Client) error) (string, string) {
-	cl, err := ctl.Dial(r.stateDir)
+func withCtl(c *connection, fn func(*ctl.Client) error) (string, string) {
+	cl, err := ctl.Dial(c.stateDir)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -545,8 +697,8 @@ func (r *runner) withCtl(fn func(*ctl.Client) error) (string, string) {
 	return outcome(fn(cl))
 }
 
-func (r *runner) status() (ctl.Status, error) {
-	cl, err := ctl.Dial(r.stateDir)
+func status(c *connection) (ctl.Status, error) {
+	cl, err := ctl.Dial(c.stateDir)
 	if err != nil {
 		return ctl.Status{}, err
 	}
@@ -557,9 +709,9 @@ func (r *runner) status() (ctl.Status, error) {
 // statusCheck checks the daemon's status. "ids" polls for up to two
 // seconds: RELEASE is asynchronous, so a close(2) returns before the daemon
 // has dropped the handle's backing id.
-func (r *runner) statusCheck(_ context.Context, step *script.Step) (string, string) {
+func (r *runner) statusCheck(c *connection, _ context.Context, step *script.Step) (string, string) {
 	a := step.Args
-	st, err := r.status()
+	st, err := status(c)
 	if err != nil {
 		return fail("status: %v", err)
 	}
@@ -582,7 +734,7 @@ func (r *runner) statusCheck(_ context.Context, step *script.Step) (string, stri
 		deadline := time.Now().Add(2 * time.Second)
 		for len(st.BackingIDs) != want && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
-			if st, err = r.status(); err != nil {
+			if st, err = status(c); err != nil {
 				return fail("status: %v", err)
 			}
 		}
@@ -593,9 +745,10 @@ func (r *runner) statusCheck(_ context.Context, step *script.Step) (string, stri
 	return "ok", ""
 }
 
-// daemonArgs turns script flags into fusetestd serve flags.
-func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
-	args := []string{"serve", "--state", r.stateDir, "--backing", r.backingDir}
+// daemonArgs turns script flags into fusetestd serve flags for a
+// generation of connection c, serving the main backing tmpfs.
+func (r *runner) daemonArgs(c *connection, fl []string) ([]string, bool, error) {
+	args := []string{"serve", "--state", c.stateDir, "--backing", r.backingDir("")}
 	noPT := false
 	for _, f := range fl {
 		k, v, hasV := strings.Cut(f, "=")
@@ -612,6 +765,8 @@ func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
 		case k == "no-passthrough" && !hasV:
 			noPT = true
 			args = append(args, "--no-passthrough")
+		case k == "no-probe" && !hasV:
+			args = append(args, "--no-probe")
 		default:
 			return nil, false, fmt.Errorf("unknown daemon flag %q", f)
 		}
@@ -619,20 +774,34 @@ func (r *runner) daemonArgs(fl []string) ([]string, bool, error) {
 	return args, noPT, nil
 }
 
+// mount mounts a connection, named by as=NAME (main without), and makes it
+// the current one; a name may be mounted again once unmounted.
 func (r *runner) mount(ctx context.Context, st *script.Step) (string, string) {
-	if r.keeper != 0 {
-		return fail("already mounted")
+	name, fl := script.MainConn, []string{}
+	for _, f := range st.Args {
+		if v, ok := strings.CutPrefix(f, "as="); ok {
+			name = v
+		} else {
+			fl = append(fl, f)
+		}
 	}
-	_, noPT, err := r.daemonArgs(st.Args)
+	r.mu.Lock()
+	old := r.conns[name]
+	r.mu.Unlock()
+	if old != nil && old.keeper != 0 {
+		return fail("connection %s is mounted already", name)
+	}
+	c := r.newConnection(name)
+	_, noPT, err := r.daemonArgs(c, fl)
 	if err != nil {
 		return fail("%v", err)
 	}
-	for _, d := range []string{r.mountDir, r.stateDir} {
+	for _, d := range []string{c.mountDir, c.stateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return outcome(err)
 		}
 	}
-	args := []string{"keeper", "--mount", r.mountDir, "--state", r.stateDir}
+	args := []string{"keeper", "--mount", c.mountDir, "--state", c.stateDir}
 	if noPT {
 		args = append(args, "--no-passthrough")
 	}
@@ -640,27 +809,42 @@ func (r *runner) mount(ctx context.Context, st *script.Step) (string, string) {
 	if err != nil {
 		return outcome(err)
 	}
-	r.keeper = pid
-	r.gen = 0
-	if err := waitFile(ctx, ctl.KeeperSocket(r.stateDir)); err != nil {
+	c.keeper = pid
+	r.mu.Lock()
+	r.conns[name], r.cur = c, c
+	r.mu.Unlock()
+	if err := waitFile(ctx, ctl.KeeperSocket(c.stateDir)); err != nil {
 		return fail("keeper did not come up: %v", err)
 	}
-	c, err := mountedConn(r.mountDir)
+	fc, err := mountedConn(c.mountDir)
 	if err != nil {
 		return fail("%v", err)
 	}
 	r.mu.Lock()
-	r.conns = append(r.conns, c)
+	c.fc = &fc
+	r.mounted = append(r.mounted, fc)
 	r.mu.Unlock()
-	return r.startDaemon(ctx, st.Args)
+	return r.startDaemon(ctx, c, fl)
 }
 
-// startDaemon starts a daemon generation and waits until it serves.
-func (r *runner) startDaemon(ctx context.Context, fl []string) (string, string) {
-	if r.daemon != 0 {
+// use makes the connection the step names the current one.
+func (r *runner) use(_ context.Context, st *script.Step) (string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.conns[st.Args[0]]
+	if !ok {
+		return fail("connection %s was never mounted", st.Args[0])
+	}
+	r.cur = c
+	return "ok", ""
+}
+
+// startDaemon starts a daemon generation of c and waits until it serves.
+func (r *runner) startDaemon(ctx context.Context, c *connection, fl []string) (string, string) {
+	if c.daemon != 0 {
 		return fail("a daemon generation is still running (crash it first)")
 	}
-	args, _, err := r.daemonArgs(fl)
+	args, _, err := r.daemonArgs(c, fl)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -668,93 +852,87 @@ func (r *runner) startDaemon(ctx context.Context, fl []string) (string, string) 
 	if err != nil {
 		return outcome(err)
 	}
-	r.daemon = pid
-	r.gen++
-	if _, err := ctl.WaitServing(ctx, r.stateDir, r.gen); err != nil {
+	c.daemon = pid
+	c.gen++
+	if _, err := ctl.WaitServing(ctx, c.stateDir, c.gen); err != nil {
 		return fail("%v", err)
 	}
 	return "ok", ""
 }
 
-func (r *runner) crash() error {
-	if r.daemon == 0 {
+// crash kills c's daemon generation.
+func (c *connection) crash() error {
+	if c.daemon == 0 {
 		return errors.New("no daemon running")
 	}
-	err := kill(r.daemon, 5*time.Second)
-	r.daemon = 0
+	err := kill(c.daemon, 5*time.Second)
+	c.daemon = 0
 	return err
 }
 
-func (r *runner) umount() error {
-	r.closeDevFD()
-	if r.keeper == 0 {
-		return errors.New("not mounted")
+// umount unmounts c through its keeper and waits until the keeper and
+// any daemon generation are gone.
+func (r *runner) umount(c *connection) error {
+	r.closeDevFD(c)
+	if c.keeper == 0 {
+		return fmt.Errorf("connection %s is not mounted", c.name)
 	}
-	err := ctl.Umount(r.stateDir)
-	if werr := waitDead(r.keeper, 5*time.Second); werr != nil {
-		kill(r.keeper, time.Second)
+	err := ctl.Umount(c.stateDir)
+	if werr := waitDead(c.keeper, 5*time.Second); werr != nil {
+		kill(c.keeper, time.Second)
 		err = errors.Join(err, werr)
 	}
-	r.keeper = 0
-	if r.daemon != 0 {
-		kill(r.daemon, 5*time.Second)
-		r.daemon = 0
+	c.keeper = 0
+	if c.daemon != 0 {
+		kill(c.daemon, 5*time.Second)
+		c.daemon = 0
 	}
 	return err
 }
 
-// devFD returns (and caches) a dup of the connection's /dev/fuse fd.
-func (r *runner) devFD() (int, error) {
+// devFD returns (and caches) a dup of c's /dev/fuse fd.
+func (r *runner) devFD(c *connection) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.devfd >= 0 {
-		return r.devfd, nil
+	if c.devfd >= 0 {
+		return c.devfd, nil
 	}
-	fd, err := ctl.DevFuseFD(r.stateDir)
+	fd, err := ctl.DevFuseFD(c.stateDir)
 	if err != nil {
 		return -1, err
 	}
-	r.devfd = fd
+	c.devfd = fd
 	return fd, nil
 }
 
-func (r *runner) closeDevFD() {
+func (r *runner) closeDevFD(c *connection) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.devfd >= 0 {
-		unix.Close(r.devfd)
-		r.devfd = -1
+	if c.devfd >= 0 {
+		unix.Close(c.devfd)
+		c.devfd = -1
 	}
 }
 
+// freeSpace stores or compares the free bytes of a backing filesystem.
 func (r *runner) freeSpace(_ context.Context, st *script.Step) (string, string) {
 	f := flags(st.Args)
 	r.awaitReplies(5 * time.Second)
 	var fs unix.Statfs_t
-	if err := unix.Statfs(r.backingDir, &fs); err != nil {
+	if err := unix.Statfs(r.backingDir(f["on"]), &fs); err != nil {
 		return outcome(err)
 	}
-	free := strconv.FormatUint(fs.Bfree*uint64(fs.Bsize), 10)
-	if name, ok := f["as"]; ok {
-		r.set(name, free)
-	}
-	if ref, ok := f["is"]; ok {
-		want, err := r.value(ref)
-		if err != nil {
-			return fail("%v", err)
-		}
-		if free != want {
-			return fail("%s bytes free, want %s", free, want)
-		}
-	}
-	return "ok", ""
+	return r.keep(f, "free bytes", strconv.FormatUint(fs.Bfree*uint64(fs.Bsize), 10))
 }
 
 // cleanup leaves the machine as it found it: a dead daemon cannot answer
-// the FLUSH a close sends, so the connection is aborted first.
+// the FLUSH a close sends, so every connection is aborted first.
 func (r *runner) cleanup() {
-	if r.keeper != 0 {
-		r.abortConn()
+	conns := r.connections()
+	for _, c := range conns {
+		if c.keeper != 0 {
+			r.abortConn(c)
+		}
 	}
 	r.mu.Lock()
 	for h, f := range r.handles {
@@ -762,78 +940,83 @@ func (r *runner) cleanup() {
 		delete(r.handles, h)
 	}
 	r.mu.Unlock()
-	r.closeDevFD()
-	if r.keeper != 0 {
-		if r.umount() != nil {
-			unix.Unmount(r.mountDir, unix.MNT_DETACH)
+	for _, c := range conns {
+		r.closeDevFD(c)
+		if c.keeper != 0 && r.umount(c) != nil {
+			unix.Unmount(c.mountDir, unix.MNT_DETACH)
 		}
+		os.RemoveAll(c.stateDir)
 	}
-	if r.backing {
-		unix.Unmount(r.backingDir, unix.MNT_DETACH)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name := range r.backings {
+		unix.Unmount(r.backingDir(name), unix.MNT_DETACH)
 	}
-	os.RemoveAll(r.stateDir)
 }
 
-// awaitReplies waits, at most limit, until the running daemon has answered
-// every request of the connection (fusectl's "waiting" count is 0). A
-// close() returns before the daemon has handled its RELEASE, which is sent
-// in the background, and the daemon drops its backing file there: a
+// awaitReplies waits, at most limit, until every running daemon has
+// answered every request of its connection (fusectl's "waiting" count is
+// 0). A close() returns before the daemon has handled its RELEASE, which is
+// sent in the background, and the daemon drops its backing file there: a
 // free-space check right after a close must not race with that. Without a
 // running daemon nothing would answer, so nothing is awaited.
 func (r *runner) awaitReplies(limit time.Duration) {
-	if r.keeper == 0 || r.daemon == 0 {
-		return
-	}
-	waiting, err := r.connFile("waiting")
-	if err != nil {
-		return
-	}
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		data, err := os.ReadFile(waiting)
-		if err != nil || strings.TrimSpace(string(data)) == "0" {
-			return
+	deadline := time.Now().Add(limit)
+	for _, c := range r.connections() {
+		if c.keeper == 0 || c.daemon == 0 {
+			continue
+		}
+		waiting, err := r.connFile(c, "waiting")
+		if err != nil {
+			continue
+		}
+		for ; time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			data, err := os.ReadFile(waiting)
+			if err != nil || strings.TrimSpace(string(data)) == "0" {
+				break
+			}
 		}
 	}
 }
 
-// abortConn aborts the scenario's current connection through fusectl.
-func (r *runner) abortConn() error {
-	abort, err := r.connFile("abort")
+// abortConn aborts connection c through fusectl.
+func (r *runner) abortConn(c *connection) error {
+	abort, err := r.connFile(c, "abort")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(abort, []byte("1"), 0o200)
 }
 
-// connFile is the path of the fusectl file name of the scenario's current
-// connection, which must still exist.
-func (r *runner) connFile(name string) (string, error) {
+// connFile is the path of the fusectl file name of connection c, which
+// must still exist.
+func (r *runner) connFile(c *connection, name string) (string, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.conns) == 0 {
-		return "", errors.New("no FUSE connection was mounted")
+	fc := c.fc
+	r.mu.Unlock()
+	if fc == nil {
+		return "", fmt.Errorf("connection %s has no FUSE connection", c.name)
 	}
-	c := r.conns[len(r.conns)-1]
-	alive, err := c.alive()
+	alive, err := fc.alive()
 	if err != nil {
 		return "", err
 	}
 	if !alive {
-		return "", fmt.Errorf("FUSE connection %d has ended", c.id)
+		return "", fmt.Errorf("FUSE connection %d has ended", fc.id)
 	}
-	return filepath.Join(c.dir(), name), nil
+	return filepath.Join(fc.dir(), name), nil
 }
 
-// connections checks how many of the connections this scenario mounted
-// still exist. Counting its own only keeps the step exact on a machine
-// where other FUSE filesystems come and go.
-func (r *runner) connections(_ context.Context, st *script.Step) (string, string) {
+// countConnections checks how many of the connections this scenario
+// mounted still exist, whatever their names. Counting its own only keeps
+// the step exact on a machine where other FUSE filesystems come and go.
+func (r *runner) countConnections(_ context.Context, st *script.Step) (string, string) {
 	want, _ := strconv.Atoi(st.Args[0])
 	r.mu.Lock()
-	conns := slices.Clone(r.conns)
+	mounted := slices.Clone(r.mounted)
 	r.mu.Unlock()
 	n := 0
-	for _, c := range conns {
+	for _, c := range mounted {
 		alive, err := c.alive()
 		if err != nil {
 			return fail("%v", err)
@@ -843,7 +1026,7 @@ func (r *runner) connections(_ context.Context, st *script.Step) (string, string
 		}
 	}
 	if n != want {
-		return fail("%d of the scenario's %d connections exist, want %d", n, len(conns), want)
+		return fail("%d of the scenario's %d connections exist, want %d", n, len(mounted), want)
 	}
 	return "ok", ""
 }

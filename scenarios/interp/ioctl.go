@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -15,10 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ioctl runs one backing ioctl on a dup of the connection's /dev/fuse fd.
+// ioctl runs one backing ioctl on a dup of connection c's /dev/fuse fd.
 // Flag nocap drops CAP_SYS_ADMIN from this thread's effective set for the
 // call (capabilities are per thread; the thread is locked meanwhile).
-func (r *runner) ioctl(_ context.Context, st *script.Step) (string, string) {
+func (r *runner) ioctl(c *connection, _ context.Context, st *script.Step) (string, string) {
 	op := st.Args[0]
 	var pos []string
 	f := map[string]string{}
@@ -31,7 +30,7 @@ func (r *runner) ioctl(_ context.Context, st *script.Step) (string, string) {
 			pos = append(pos, a)
 		}
 	}
-	fd, err := r.devFD()
+	fd, err := r.devFD(c)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -71,7 +70,7 @@ func (r *runner) ioctl(_ context.Context, st *script.Step) (string, string) {
 		if len(pos) != 1 {
 			return fail("backing-open takes one path")
 		}
-		file, err := os.OpenFile(filepath.Join(r.backingDir, pos[0]), os.O_RDWR, 0)
+		file, err := os.OpenFile(r.backingPath(pos[0]), os.O_RDWR, 0)
 		if err != nil {
 			return outcome(err)
 		}
@@ -92,12 +91,10 @@ func (r *runner) ioctl(_ context.Context, st *script.Step) (string, string) {
 			}
 			return nil
 		})
-		if err == nil {
-			if name, ok := f["as"]; ok {
-				r.set(name, strconv.Itoa(int(id)))
-			}
+		if err != nil {
+			return outcome(err)
 		}
-		return outcome(err)
+		return r.keep(f, "backing id", strconv.Itoa(int(id)))
 	}
 	return fail("unknown ioctl %q (want backing-open, backing-close, close-all, close-minus-one)", op)
 }

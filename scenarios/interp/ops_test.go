@@ -98,3 +98,62 @@ func TestRunRefuses(t *testing.T) {
 		t.Errorf("unknown op: %+v", res)
 	}
 }
+
+// TestKeep checks how steps store a number (as=VAR) and compare it (is=REF,
+// not=REF; REF a $VAR or a number), and the detail of a mismatch.
+func TestKeep(t *testing.T) {
+	r := &runner{vars: map[string]string{"two": "2"}}
+	for _, c := range []struct {
+		flags        []string
+		got, outcome string
+		detail       string
+	}{
+		{[]string{"is=$two"}, "2", "ok", ""},
+		{[]string{"is=2", "not=3"}, "2", "ok", ""},
+		{[]string{"is=$two"}, "3", "error", "inode 3, want 2"},
+		{[]string{"not=$two"}, "2", "error", "inode 2, want another"},
+		{[]string{"is=$unset"}, "2", "error", "$unset is not set"},
+		{[]string{"is=two"}, "2", "error", `"two" is neither $VAR nor a number`},
+		{[]string{"as=kept", "is=3"}, "2", "error", "inode 2, want 3"}, // stores nothing
+		{[]string{"as=kept", "not=3"}, "2", "ok", ""},
+	} {
+		got, detail := r.keep(flags(c.flags), "inode", c.got)
+		if got != c.outcome || detail != c.detail {
+			t.Errorf("%v on %s: %s (%s), want %s (%s)", c.flags, c.got, got, detail, c.outcome, c.detail)
+		}
+	}
+	if r.vars["kept"] != "2" {
+		t.Errorf("as=kept stored %q, want the last ok step's 2", r.vars["kept"])
+	}
+}
+
+// TestDirectories checks where connections and backing filesystems live
+// under the scenario root.
+func TestDirectories(t *testing.T) {
+	r := &runner{env: Env{Root: "/r"}}
+	for name, want := range map[string][2]string{script.MainConn: {"/r/mnt", "/r/state"}, "other": {"/r/mnt-other", "/r/state-other"}} {
+		if c := r.newConnection(name); c.mountDir != want[0] || c.stateDir != want[1] || c.devfd != -1 {
+			t.Errorf("connection %s: %+v, want %v", name, c, want)
+		}
+	}
+	for arg, want := range map[string]string{"a.txt": "/r/backing/a.txt", "alt:d/b.txt": "/r/backing-alt/d/b.txt"} {
+		if got := r.backingPath(arg); got != want {
+			t.Errorf("backingPath(%q) = %s, want %s", arg, got, want)
+		}
+	}
+}
+
+// TestNoConnection checks that the steps bound to the current connection
+// fail cleanly before any mount.
+func TestNoConnection(t *testing.T) {
+	for op, fn := range stepFuncs {
+		if !slices.Contains([]string{"restart", "crash", "umount", "abort", "open", "stat", "stat-async", "passthrough", "served", "recovery", "ids", "answer-open", "hold", "release", "ioctl"}, op) {
+			continue
+		}
+		st := &script.Step{Op: op, Args: []string{"x", "y"}}
+		r := &runner{conns: map[string]*connection{}}
+		if got, detail := fn(r, context.Background(), st); got != "error" || detail != "no FUSE connection was mounted" {
+			t.Errorf("%s before any mount: %s (%s)", op, got, detail)
+		}
+	}
+}

@@ -26,11 +26,19 @@
 // words or double-quoted strings (Go escapes); "$name" refers to a value a
 // previous step stored with as=name.
 //
+// A script may mount several FUSE connections ("mount as=NAME"; a mount
+// without as= is the connection "main") and several backing filesystems
+// ("backing SIZE as=NAME", whose files are written NAME:PATH). A step may
+// only name a connection or a backing filesystem that an earlier line
+// declared (see Scope).
+//
 // This package is a leaf shared by host and guest.
 package script
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -83,14 +91,16 @@ type Arg int
 
 // Operand kinds.
 const (
-	Word     Arg = iota // any word or string
-	Handle              // a file handle name
-	Path                // a path relative to the backing dir
-	Size                // 16M, 4096, 1G
-	Count               // a positive integer
-	Duration            // 100ms, 5s
-	Value               // a quoted string or $var
-	Flag                // key=value or a bare flag, zero or more (must be last)
+	Word        Arg = iota // any word or string
+	Handle                 // a file handle name
+	Path                   // a path relative to the FUSE mount's root (the main backing tmpfs)
+	BackingPath            // a backing file: a relative path on the main backing tmpfs, or NAME:PATH on the one declared with backing SIZE as=NAME
+	Conn                   // the name of a connection declared by an earlier mount
+	Size                   // 16M, 4096, 1G
+	Count                  // a positive integer
+	Duration               // 100ms, 5s
+	Value                  // a quoted string or $var
+	Flag                   // key=value or a bare flag, zero or more (must be last)
 )
 
 // OpSpec describes one op: its operands and whether it opens a block.
@@ -104,12 +114,13 @@ type OpSpec struct {
 // Ops is the language. The guest interpreter implements exactly these.
 var Ops = map[string]OpSpec{
 	// Setup and daemon life cycle.
-	"backing": {Args: []Arg{Size}, Help: "mount a fresh tmpfs of SIZE for the backing files"},
-	"file":    {Args: []Arg{Path, Value}, Help: "create a backing file with CONTENT"},
-	"fill":    {Args: []Arg{Path, Size}, Help: "create a backing file of SIZE bytes (a repeating pattern)"},
-	"mount":   {Args: []Arg{Flag}, Help: "start the keeper and a first daemon generation (flags: recovery=STRATEGY, id-per-open, inode-cache, no-passthrough)"},
+	"backing": {Args: []Arg{Size, Flag}, Help: "mount a fresh tmpfs of SIZE for the backing files, the one every FUSE mount serves; as=NAME mounts a further one, served by no daemon, whose files are written NAME:PATH"},
+	"file":    {Args: []Arg{BackingPath, Value}, Help: "create a backing file with CONTENT"},
+	"fill":    {Args: []Arg{BackingPath, Size}, Help: "create a backing file of SIZE bytes (a repeating pattern)"},
+	"mount":   {Args: []Arg{Flag}, Help: "mount a FUSE connection: start its keeper and a first daemon generation; it becomes the current connection (flags: as=NAME names it, main without; recovery=STRATEGY, id-per-open, inode-cache, no-passthrough, no-probe: the daemon registers no probe backing id at start and learns passthrough from the INIT reply alone, so the first id the scenario registers on a fresh connection is 1; recovery=scan-close then cannot scan and reports ENOTSUP)"},
+	"use":     {Args: []Arg{Conn}, Help: "make connection NAME the current one: the daemon, mount and ioctl steps act on it (handles stay usable whatever the current connection)"},
 	"crash":   {Help: "SIGKILL the daemon and wait for it to die"},
-	"restart": {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount) and wait until it serves"},
+	"restart": {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount, without as=) and wait until it serves"},
 	"umount":  {Help: "unmount the FUSE mount through the keeper, which then exits (the connection ends with the last /dev/fuse fd)"},
 	"abort":   {Help: "abort the connection through fusectl"},
 	// File I/O on the FUSE mount.
@@ -130,11 +141,13 @@ var Ops = map[string]OpSpec{
 	"hold":        {Args: []Arg{Word}, Help: "let the daemon read but not answer requests of OPCODE"},
 	"release":     {Args: []Arg{Word}, Help: "answer the held requests of OPCODE and stop holding"},
 	// The kernel interface, on a dup of the connection's /dev/fuse fd.
-	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH [as=VAR] [count=N] | backing-close ID | close-all | close-minus-one; flag nocap drops CAP_SYS_ADMIN for the call"},
-	// The backing tmpfs and the connection.
-	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the backing tmpfs; as=VAR stores them, is=$VAR compares"},
-	"unlink-backing": {Args: []Arg{Path}, Help: "unlink a backing file directly"},
-	"umount-backing": {Help: "unmount the backing tmpfs (EBUSY while a backing file is still referenced)"},
+	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH [as=VAR] [is=REF] [not=REF] [count=N] | backing-close ID | close-all | close-minus-one; PATH is a backing file (NAME:PATH on a further backing filesystem), REF is $VAR or a number compared with the (last) id; flag nocap drops CAP_SYS_ADMIN for the call"},
+	// The backing filesystems and the connections.
+	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the main backing tmpfs, or with on=NAME of backing filesystem NAME; as=VAR stores them, is=REF compares (REF: $VAR or a number)"},
+	"unlink-backing": {Args: []Arg{BackingPath}, Help: "unlink a backing file directly"},
+	"link-backing":   {Args: []Arg{BackingPath, BackingPath}, Help: "hard-link backing file OLD as NEW: another name of the same inode (EXDEV across backing filesystems)"},
+	"backing-ino":    {Args: []Arg{BackingPath, Flag}, Help: "the inode number of a backing file: as=VAR stores it, is=REF and not=REF compare (REF: $VAR or a number). tmpfs numbers its inodes per filesystem in creation order (Linux 5.9 on: the root 1, the first file 2), so the Nth file created on two fresh backing filesystems has the same number on both"},
+	"umount-backing": {Args: []Arg{Flag}, Help: "unmount the main backing tmpfs, or with a NAME operand backing filesystem NAME (EBUSY while a backing file is still referenced)"},
 	"connections":    {Args: []Arg{Count}, Help: "exactly N of the FUSE connections this scenario mounted still exist (in fusectl)"},
 	// Control flow.
 	"sleep": {Args: []Arg{Duration}, Help: "pause"},
@@ -155,10 +168,14 @@ const Any = "any"
 // ErrnoRe matches errno outcome names.
 var ErrnoRe = regexp.MustCompile(`^E[A-Z0-9]+$`)
 
+// MainConn is the name of the connection a mount without as=NAME mounts.
+const MainConn = "main"
+
 var (
-	handleRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	claimRe  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	sizeRe   = regexp.MustCompile(`^[0-9]+[KMG]?$`)
+	nameRe  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`) // handles, connections, backing filesystems
+	claimRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	sizeRe  = regexp.MustCompile(`^[0-9]+[KMG]?$`)
+	refRe   = regexp.MustCompile(`^(\$.+|[0-9]+)$`)
 )
 
 // Error is a parse error at file:line.
@@ -171,7 +188,24 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
 // Parse parses a script; name is the scenario name, file is used in errors.
-func Parse(name, file, text string) (*Script, error) {
+func Parse(name, file, text string) (*Script, error) { return NewScope().Parse(name, file, text) }
+
+// Scope holds the names a script has declared: its FUSE connections
+// ("mount as=NAME", MainConn for a mount without as=) and its further
+// backing filesystems ("backing SIZE as=NAME"). A step may only name what
+// an earlier line declared.
+type Scope struct {
+	conns, backings map[string]bool
+}
+
+// NewScope returns a scope in which nothing is declared yet.
+func NewScope() *Scope { return &Scope{conns: map[string]bool{}, backings: map[string]bool{}} }
+
+// Parse parses a script as the continuation of the lines sc holds the
+// declarations of (the guest shell parses a session's steps one at a
+// time); on success, sc also holds what the script declares.
+func (sc *Scope) Parse(name, file, text string) (*Script, error) {
+	scope := &Scope{conns: maps.Clone(sc.conns), backings: maps.Clone(sc.backings)}
 	s := &Script{Name: name, File: file, Timeout: 60 * time.Second}
 	type frame struct {
 		step *Step
@@ -242,6 +276,9 @@ func Parse(name, file, text string) (*Script, error) {
 		if err := checkArgs(spec, st.Args); err != nil {
 			return nil, fail("%s: %v", op, err)
 		}
+		if err := scope.check(spec, st); err != nil {
+			return nil, fail("%s: %v", op, err)
+		}
 		if expect != "" {
 			if spec.Block {
 				return nil, fail("%s is a block and takes no outcome", op)
@@ -269,7 +306,126 @@ func Parse(name, file, text string) (*Script, error) {
 	if len(s.Steps) == 0 {
 		return nil, &Error{File: file, Line: 1, Msg: "script has no steps"}
 	}
+	*sc = *scope
 	return s, nil
+}
+
+// check checks the connections and backing filesystems st names against
+// those declared before it, and declares those st mounts.
+func (sc *Scope) check(spec OpSpec, st *Step) error {
+	for i, kind := range spec.Args {
+		switch {
+		case kind == Flag: // always last: the rest are flags
+			return sc.checkFlags(st, st.Args[i:])
+		case kind == BackingPath:
+			if err := sc.checkBackingPath(st.Args[i]); err != nil {
+				return err
+			}
+		case kind == Conn && !sc.conns[st.Args[i]]:
+			return fmt.Errorf("no connection %q is mounted before (mount as=%s, or mount for %s)", st.Args[i], st.Args[i], MainConn)
+		}
+	}
+	return nil
+}
+
+// checkFlags checks the flags of the steps whose flags name connections,
+// backing filesystems or values to compare with, and declares what a
+// mount or backing step names.
+func (sc *Scope) checkFlags(st *Step, flags []string) error {
+	switch st.Op {
+	case "backing", "mount":
+		declared := sc.backings
+		name := ""
+		if st.Op == "mount" {
+			declared, name = sc.conns, MainConn
+		}
+		for _, f := range flags {
+			v, ok := strings.CutPrefix(f, "as=")
+			switch {
+			case ok && !nameRe.MatchString(v):
+				return fmt.Errorf("bad name %q (want lower-case letters, digits and _)", v)
+			case ok:
+				name = v
+			case st.Op == "backing":
+				return fmt.Errorf("unknown flag %q (want as=NAME)", f)
+			}
+		}
+		if name != "" {
+			declared[name] = true
+		}
+	case "restart":
+		for _, f := range flags {
+			if strings.HasPrefix(f, "as=") {
+				return errors.New("restart takes no as=NAME: it restarts the current connection's daemon (use NAME switches)")
+			}
+		}
+	case "free-space":
+		for _, f := range flags {
+			if v, ok := strings.CutPrefix(f, "on="); ok {
+				if err := sc.checkBacking(v); err != nil {
+					return err
+				}
+			}
+		}
+	case "umount-backing":
+		if len(flags) > 1 {
+			return errors.New("want at most one backing filesystem name")
+		}
+		for _, f := range flags {
+			if err := sc.checkBacking(f); err != nil {
+				return err
+			}
+		}
+	case "backing-ino", "ioctl":
+		for _, f := range flags {
+			k, v, ok := strings.Cut(f, "=")
+			switch {
+			case ok && (k == "is" || k == "not") && !refRe.MatchString(v):
+				return fmt.Errorf("%s=%s: want $VAR or a number", k, v)
+			case st.Op == "backing-ino" && (!ok || (k != "as" && k != "is" && k != "not")):
+				return fmt.Errorf("unknown flag %q (want as=VAR, is=REF, not=REF)", f)
+			case st.Op == "ioctl" && !ok && f != "nocap" && st.Args[0] == "backing-open":
+				if err := sc.checkBackingPath(f); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkBackingPath checks the backing filesystem a BackingPath names.
+func (sc *Scope) checkBackingPath(p string) error {
+	name, rel := SplitBackingPath(p)
+	if !validRel(rel) {
+		return fmt.Errorf("%q is not a valid backing path (PATH or NAME:PATH, PATH relative)", p)
+	}
+	if name == "" {
+		return nil
+	}
+	return sc.checkBacking(name)
+}
+
+// checkBacking checks that a backing filesystem name was declared.
+func (sc *Scope) checkBacking(name string) error {
+	if !sc.backings[name] {
+		return fmt.Errorf("no backing filesystem %q is mounted before (backing SIZE as=%s)", name, name)
+	}
+	return nil
+}
+
+// SplitBackingPath splits a BackingPath operand into the name of its
+// backing filesystem ("" for the main backing tmpfs) and the path on it.
+func SplitBackingPath(p string) (name, rel string) {
+	if name, rel, ok := strings.Cut(p, ":"); ok {
+		return name, rel
+	}
+	return "", p
+}
+
+// validRel reports whether p is a path below a directory.
+func validRel(p string) bool {
+	return p != "" && !strings.HasPrefix(p, "/") && !strings.Contains(p, "..")
 }
 
 func stripComment(line string) string {
@@ -361,10 +517,13 @@ func checkArgs(spec OpSpec, args []string) error {
 		text, quoted := IsQuoted(a)
 		bad := false
 		switch kind {
-		case Handle:
-			bad = quoted || !handleRe.MatchString(text)
+		case Handle, Conn:
+			bad = quoted || !nameRe.MatchString(text)
 		case Path:
-			bad = text == "" || strings.HasPrefix(text, "/") || strings.Contains(text, "..")
+			bad = !validRel(text)
+		case BackingPath:
+			name, rel := SplitBackingPath(text)
+			bad = quoted || !validRel(rel) || (name != "" && !nameRe.MatchString(name))
 		case Size:
 			bad = quoted || !sizeRe.MatchString(text)
 		case Count:
@@ -385,7 +544,7 @@ func checkArgs(spec OpSpec, args []string) error {
 	return nil
 }
 
-var argNames = map[Arg]string{Word: "word", Handle: "handle name", Path: "relative path", Size: "size (e.g. 16M)", Count: "count", Duration: "duration (e.g. 5s)", Value: "quoted string or $var", Flag: "flag"}
+var argNames = map[Arg]string{Word: "word", Handle: "handle name", Path: "relative path", BackingPath: "backing path (PATH or NAME:PATH)", Conn: "connection name", Size: "size (e.g. 16M)", Count: "count", Duration: "duration (e.g. 5s)", Value: "quoted string or $var", Flag: "flag"}
 
 func parseOutcome(s string) (*Outcome, error) {
 	if claim, rest, ok := strings.Cut(s, "?"); ok {

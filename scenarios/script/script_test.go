@@ -79,6 +79,32 @@ func TestParseErrors(t *testing.T) {
 		{"# only a comment\n", "x.fvm:1: script has no steps"},
 		{"repeat 2 => ok\ncrash\nend", "x.fvm:1: repeat is a block and takes no outcome"},
 		{"sleep -1s", "x.fvm:1: sleep: operand 1 \"-1s\" is not a valid duration"},
+		// Connections and backing filesystems are declared before use.
+		{"backing 1M\nfile alt:a.txt \"a\"", "x.fvm:2: file: no backing filesystem \"alt\" is mounted before (backing SIZE as=alt)"},
+		{"file alt:a.txt \"a\"\nbacking 1M as=alt", "x.fvm:1: file: no backing filesystem \"alt\""},
+		{"fill alt:a 1K", "x.fvm:1: fill: no backing filesystem \"alt\""},
+		{"unlink-backing alt:a", "x.fvm:1: unlink-backing: no backing filesystem \"alt\""},
+		{"backing 1M as=alt\nlink-backing alt:a other:b", "x.fvm:2: link-backing: no backing filesystem \"other\""},
+		{"backing-ino alt:a as=x", "x.fvm:1: backing-ino: no backing filesystem \"alt\""},
+		{"ioctl backing-open alt:a as=x", "x.fvm:1: ioctl: no backing filesystem \"alt\""},
+		{"ioctl backing-open /etc/passwd", "x.fvm:1: ioctl: \"/etc/passwd\" is not a valid backing path"},
+		{"free-space on=alt as=x", "x.fvm:1: free-space: no backing filesystem \"alt\""},
+		{"umount-backing alt", "x.fvm:1: umount-backing: no backing filesystem \"alt\""},
+		{"backing 1M as=alt\numount-backing alt alt", "x.fvm:2: umount-backing: want at most one backing filesystem name"},
+		{"mount as=other\nuse main", "x.fvm:2: use: no connection \"main\" is mounted before (mount as=main, or mount for main)"},
+		{"use other\nmount as=other", "x.fvm:1: use: no connection \"other\""},
+		{"repeat 2\n  mount as=a\nend\nuse b", "x.fvm:4: use: no connection \"b\""},
+		{"use Other", "x.fvm:1: use: operand 1 \"Other\" is not a valid connection name"},
+		{"mount as=Other", "x.fvm:1: mount: bad name \"Other\""},
+		{"backing 1M as=a:b", "x.fvm:1: backing: bad name \"a:b\""},
+		{"backing 1M on=x", "x.fvm:1: backing: unknown flag \"on=x\" (want as=NAME)"},
+		{"file Alt:a \"a\"", "x.fvm:1: file: operand 1 \"Alt:a\" is not a valid backing path (PATH or NAME:PATH)"},
+		{"backing 1M as=alt\nfile alt:/a \"a\"", "x.fvm:2: file: operand 1 \"alt:/a\" is not a valid backing path"},
+		{"mount\nrestart as=other", "x.fvm:2: restart: restart takes no as=NAME"},
+		// Values compared with are $VAR or numbers.
+		{"backing-ino a.txt is=x", "x.fvm:1: backing-ino: is=x: want $VAR or a number"},
+		{"backing-ino a.txt ls=$x", "x.fvm:1: backing-ino: unknown flag \"ls=$x\""},
+		{"ioctl backing-open a.txt not=-1", "x.fvm:1: ioctl: not=-1: want $VAR or a number"},
 	}
 	for _, c := range cases {
 		_, err := Parse("x", "x.fvm", c.text)
@@ -92,6 +118,64 @@ func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"4096": 4096, "16K": 16 << 10, "2M": 2 << 20, "1G": 1 << 30} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("%s: %d %v", in, got, err)
+		}
+	}
+}
+
+// TestParseNames checks the steps that name connections and backing
+// filesystems once those are declared, and the operands they give.
+func TestParseNames(t *testing.T) {
+	s, err := Parse("names", "names.fvm", `backing 16M
+backing 1M as=alt
+file a.txt "a"
+file alt:b.txt "b"
+link-backing a.txt alt:c.txt
+backing-ino alt:b.txt as=ino
+backing-ino a.txt is=$ino not=3
+free-space on=alt as=free
+mount no-probe
+repeat 2
+  mount as=other
+  umount
+end
+use other
+use main
+ioctl backing-open alt:b.txt as=id is=1
+umount-backing alt
+umount-backing
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link := s.Steps[4]; link.Op != "link-backing" || strings.Join(link.Args, " ") != "a.txt alt:c.txt" {
+		t.Errorf("link-backing step: %+v", link)
+	}
+	for p, want := range map[string][2]string{"a.txt": {"", "a.txt"}, "alt:b/c.txt": {"alt", "b/c.txt"}} {
+		if name, rel := SplitBackingPath(p); name != want[0] || rel != want[1] {
+			t.Errorf("SplitBackingPath(%q) = %q, %q, want %q", p, name, rel, want)
+		}
+	}
+}
+
+// TestScopeParse parses a script line by line, as the guest shell's step
+// sessions do: each line may name what the lines before declared, and a
+// line that fails declares nothing.
+func TestScopeParse(t *testing.T) {
+	sc := NewScope()
+	for _, c := range []struct{ line, err string }{
+		{"use other", `no connection "other"`},
+		{"mount as=other", ""},
+		{"use other", ""},
+		{"mount as=third => frob", "bad outcome"}, // declares nothing
+		{"use third", `no connection "third"`},
+		{"backing 1M as=alt => frob", "bad outcome"},
+		{"file alt:a \"a\"", `no backing filesystem "alt"`},
+		{"backing 1M as=alt", ""},
+		{"file alt:a \"a\"", ""},
+	} {
+		_, err := sc.Parse("step", "step", c.line)
+		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%q: %v, want %q", c.line, err, c.err)
 		}
 	}
 }

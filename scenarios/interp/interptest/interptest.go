@@ -6,10 +6,12 @@
 package interptest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -84,12 +86,22 @@ func KeepFusectlMounted(t testing.TB) error {
 	return nil
 }
 
-// CheckUnmounted fails t if a scenario left its backing tmpfs or its FUSE
-// filesystem mounted under root, and detaches them.
+// CheckUnmounted fails t if a scenario left one of its backing
+// filesystems or FUSE mounts mounted under root (backing, backing-NAME,
+// mnt, mnt-NAME), and detaches them.
 func CheckUnmounted(t testing.TB, root string) {
 	t.Helper()
-	for _, dir := range []string{"mnt", "backing"} {
-		p := filepath.Join(root, dir)
+	// No stat of the mount points: one on a FUSE mount nobody serves
+	// would block (Glob reads only the names of a pattern with a "*").
+	dirs := []string{filepath.Join(root, "mnt"), filepath.Join(root, "backing")}
+	for _, pattern := range []string{"mnt-*", "backing-*"} {
+		m, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, m...)
+	}
+	for _, p := range dirs {
 		mounted, err := fuseabi.IsMountpoint(p)
 		if err != nil {
 			t.Error(err)
@@ -98,5 +110,25 @@ func CheckUnmounted(t testing.TB, root string) {
 			t.Errorf("%s is still mounted after the scenario", p)
 			unix.Unmount(p, unix.MNT_DETACH)
 		}
+	}
+}
+
+// CheckNoProcesses fails t if a process whose command line names root (a
+// keeper or a daemon generation of a scenario run there) is still alive,
+// and kills it.
+func CheckNoProcesses(t testing.TB, root string) {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(cmdline, []byte(root)) {
+			continue // gone meanwhile, or not the scenario's
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		t.Errorf("process %d is still alive after the scenario: %s", pid, bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '}))
+		unix.Kill(pid, unix.SIGKILL)
 	}
 }
