@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"fusevm/report"
 	"fusevm/kernel"
+	"fusevm/report"
 	"fusevm/scenarios"
 	"fusevm/verdict"
 )
