@@ -81,13 +81,17 @@ func (m *Mutation) Explained() bool {
 // MutationFile is the analysis as JSON, beside results.json.
 const MutationFile = "mutation.json"
 
-// WriteFiles writes the analysis into dir: results.json, junit.xml and
-// results.ktap of the mutants' cells (the control's are in dir/control),
+// WriteFiles writes the analysis into dir: the control's results files
+// in dir/control; results.json, junit.xml and results.ktap of the
+// mutants' cells,
 // summary.md (the kill rate, the counts per operator, every survivor with
 // its diff, then the cells), mutation.json, and each mutant's patch in
 // dir/mutants/.
 func (m *Mutation) WriteFiles(dir string, ms []mutate.Mutant, title string) error {
 	if err := mutate.WriteMutants(filepath.Join(dir, "mutants"), ms); err != nil {
+		return err
+	}
+	if err := m.Control.Run.WriteFiles(filepath.Join(dir, "control")); err != nil {
 		return err
 	}
 	if m.Run == nil {
