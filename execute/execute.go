@@ -43,6 +43,12 @@ type Job struct {
 	Console io.Writer
 	// VMOptions are extra vmtest options (accelerator, timeouts, CPUs...).
 	VMOptions []vmtest.Option
+	// Stop, if set, is asked at the end of each scenario with the guest's
+	// verdict; true stops the VM there, and the scenarios after it do not
+	// run (SKIP). Mutation analysis stops at the first unexpected verdict:
+	// one decides the mutant. It must give the same answer when asked
+	// again.
+	Stop func(scenario string, v verdict.Verdict) bool
 }
 
 // BootScenario names the result of kernel reports printed outside any
@@ -106,8 +112,16 @@ func run(ctx context.Context, job Job, boot vmRun) (*Outcome, error) {
 			out.Features = features(seen)
 		}
 		j := judge(pending, seen, res, job.Vmlinux)
-		out.Results = append(out.Results, j.results[:j.done]...)
 		out.Boot = append(out.Boot, j.boot...)
+		if i := stoppedAt(job, pending, seen); i >= 0 {
+			out.Results = append(out.Results, j.results[:i+1]...)
+			for _, s := range pending[i+1:] {
+				out.Results = append(out.Results, report.Result{Scenario: s.Name, Verdict: verdict.Skip,
+					Reason: fmt.Sprintf("not run: the run stopped after %s, whose verdict was not as expected", pending[i].Name)})
+			}
+			break
+		}
+		out.Results = append(out.Results, j.results[:j.done]...)
 		pending = pending[j.done:]
 		if ctx.Err() != nil && len(pending) > 0 {
 			return nil, ctx.Err()
@@ -151,11 +165,29 @@ func bootVM(ctx context.Context, job Job, pending []scenarios.Scenario, consoleL
 			if err := vm.Send(plan); err != nil {
 				vm.Kill()
 			}
-		case ev.Kind == events.ScenarioEnd && ev.Verdict == verdict.Hang:
+		case ev.Kind == events.ScenarioEnd && (ev.Verdict == verdict.Hang || job.Stop != nil && job.Stop(ev.Scenario, ev.Verdict)):
 			vm.Kill()
 		}
 	}
 	return vm.Wait(), seen, nil
+}
+
+// stoppedAt is the index in pending of the scenario at whose end job.Stop
+// stopped the VM, -1 when it did not.
+func stoppedAt(job Job, pending []scenarios.Scenario, evs []events.Event) int {
+	if job.Stop == nil {
+		return -1
+	}
+	for _, ev := range evs {
+		if ev.Kind == events.ScenarioEnd && job.Stop(ev.Scenario, ev.Verdict) {
+			for i, s := range pending {
+				if s.Name == ev.Scenario {
+					return i
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // features returns the features of the first Features event in evs, nil

@@ -248,6 +248,42 @@ func TestRunFreshVMAfterFatalScenario(t *testing.T) {
 	}
 }
 
+// TestRunStop: a Stop that answers true at a scenario's end stops the
+// run there, in that VM: the scenarios after it are SKIP and no fresh VM
+// boots for them, not even after a HANG.
+func TestRunStop(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		vm     fakeVM
+		stopAt string
+		want   map[string]verdict.Verdict
+	}{
+		{"at b", fakeVM{ends: 4, exit: vmtest.Killed}, "b", map[string]verdict.Verdict{"a": verdict.Pass, "b": verdict.Pass, "c": verdict.Skip, "d": verdict.Skip}},
+		{"at a hang", fakeVM{ends: 2, hang: true, exit: vmtest.Killed}, "c", map[string]verdict.Verdict{"a": verdict.Pass, "b": verdict.Pass, "c": verdict.Hang, "d": verdict.Skip}},
+		{"never", fakeVM{ends: 4, exit: vmtest.GuestShutdown}, "", map[string]verdict.Verdict{"a": verdict.Pass, "b": verdict.Pass, "c": verdict.Pass, "d": verdict.Pass}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked [][]string
+			stop := func(s string, _ verdict.Verdict) bool { return s == tc.stopAt }
+			out, err := run(context.Background(), Job{Scenarios: scen("a", "b", "c", "d"), OutDir: t.TempDir(), Stop: stop}, fakeRun([]fakeVM{tc.vm}, &asked))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(asked) != 1 || len(out.Results) != 4 {
+				t.Fatalf("%d VMs, %d results; want 1 and 4", len(asked), len(out.Results))
+			}
+			for _, r := range out.Results {
+				if r.Verdict != tc.want[r.Scenario] {
+					t.Errorf("%s: %s (%s), want %s", r.Scenario, r.Verdict, r.Reason, tc.want[r.Scenario])
+				}
+				if r.Verdict == verdict.Skip && !strings.Contains(r.Reason, "stopped after "+tc.stopAt) {
+					t.Errorf("%s: reason %q", r.Scenario, r.Reason)
+				}
+			}
+		})
+	}
+}
+
 // TestRunKeepsFirstFeatures: the features of the first VM are the job's;
 // the fresh VM after a fatal scenario reports again, and that is not kept.
 func TestRunKeepsFirstFeatures(t *testing.T) {

@@ -62,6 +62,10 @@ type Options struct {
 	// Isolate runs every scenario in a VM of its own, instead of one VM
 	// per variant (and repeat).
 	Isolate bool
+	// StopAtUnexpected stops a VM at the first scenario whose guest
+	// verdict is not the expected one; the scenarios after it are SKIP.
+	// For mutation analysis, where one unexpected cell decides.
+	StopAtUnexpected bool
 	// Subdirs puts each variant's console logs and events in a
 	// subdirectory of the run's directory named by plan.Variant.Dir;
 	// without it they go in the run's directory itself (one variant).
@@ -325,6 +329,9 @@ func (h *Harness) boot(ctx context.Context, j *vmJob) {
 		Kernel: j.b.Kernel, Vmlinux: j.b.Vmlinux, Initramfs: j.b.Initramfs,
 		Scenarios: j.ss, Claims: j.v.Claims, Params: j.v.Params,
 		OutDir: j.dir, Console: h.Console, VMOptions: opts,
+	}
+	if h.StopAtUnexpected {
+		job.Stop = func(scenario string, vd verdict.Verdict) bool { return vd != j.v.Expect(scenario).Verdict }
 	}
 	o, err := h.Stages.Execute(ctx, job)
 	if err != nil {

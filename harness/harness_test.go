@@ -66,6 +66,9 @@ type fake struct {
 	// during, if set, runs inside every Execute call.
 	during func(ctx context.Context, job execute.Job)
 
+	// stops says, per variant, whether its VMs were to stop at stale-id
+	// failing (and not at it passing): execute.Job.Stop.
+	stops   map[string]bool
 	events  []string // "prepare v", "execute v [scenarios] dir"
 	calls   map[string]int
 	active  int
@@ -97,6 +100,10 @@ func (f *fake) Execute(ctx context.Context, job execute.Job) (*execute.Outcome, 
 	}
 	f.calls[variant]++
 	n := f.calls[variant]
+	if f.stops == nil {
+		f.stops = map[string]bool{}
+	}
+	f.stops[variant] = job.Stop != nil && job.Stop("stale-id", verdict.Fail) && !job.Stop("stale-id", verdict.Pass)
 	f.active++
 	f.maxLive = max(f.maxLive, f.active)
 	f.mu.Unlock()

@@ -40,7 +40,9 @@ func MutantName(i, n int) string {
 // the mutants' variant names (MutantName). The control runs in
 // outDir/control; when one of its cells is not as expected, mutation
 // analysis would prove nothing and no mutant runs. The mutants' consoles
-// go under outDir, one directory per mutant. equiv gives the reason of
+// go under outDir, one directory per mutant; a mutant's VM stops at its
+// first unexpected verdict (the scenarios after it are SKIP: one
+// unexpected cell kills). equiv gives the reason of
 // each mutant known to survive (mutate.LoadEquivalents).
 func (h *Harness) Mutate(ctx context.Context, v *plan.Variant, ss []scenarios.Scenario, ms []mutate.Mutant, names []string, equiv map[string]string, outDir string) *Mutation {
 	m := &Mutation{Started: time.Now()}
@@ -54,7 +56,7 @@ func (h *Harness) Mutate(ctx context.Context, v *plan.Variant, ss []scenarios.Sc
 		p.Variants = append(p.Variants, v.WithPatch(mu.Diff, names[i]))
 	}
 	sub := *h
-	sub.Subdirs = true
+	sub.Subdirs, sub.StopAtUnexpected = true, true
 	out := sub.Run(ctx, p, outDir)
 	m.Run = out.Run
 	for i, mu := range ms {

@@ -59,6 +59,9 @@ func TestMutate(t *testing.T) {
 			t.Errorf("%s (%s): %s, want %s (%s)", names[i], ms[i].ID, got, want, m.Outcomes[i].Reason)
 		}
 	}
+	if f.stops["v2"] || !f.stops[names[0]] || !f.stops[names[3]] {
+		t.Errorf("the control must run whole, each mutant stop at its first unexpected verdict: %v", f.stops)
+	}
 	if got := m.Outcomes[0].Killers; len(got) != 1 || got[0] != "stale-id" {
 		t.Errorf("killers %v", got)
 	}
