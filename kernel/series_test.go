@@ -25,6 +25,12 @@ func TestSeriesAppliesToItsBase(t *testing.T) {
 	c := &Cache{Root: DefaultCacheDir()}
 	trees := map[string]*Tree{}
 	for _, e := range cat.Entries {
+		if e.Base == "6.19" {
+			// No 6.19 source is served offline: the CI jobs of the
+			// 6.19 kernels (configs/kernels.toml) apply and build it.
+			t.Logf("%s %s: no 6.19 source here, left to the online CI jobs", e.Base, e.Version)
+			continue
+		}
 		tree := trees[e.Base]
 		if tree == nil {
 			if tree, err = Resolve(context.Background(), c, "debian:"+e.Base, NopLogger{}); err != nil {

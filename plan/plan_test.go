@@ -45,7 +45,7 @@ func TestShippedMatrix(t *testing.T) {
 		base    string   // series base directory of the patched variants
 	}{
 		{nil, []string{"baseline", "v1", "v2", "v3", "v2-patch2-only"}, "7.3"},
-		{[]string{"v6.19-rc4"}, []string{"baseline", "v1", "v2", "v3", "v2-patch2-only"}, "7.2"},
+		{[]string{"v6.19-rc4"}, []string{"baseline", "v1", "v2", "v3", "v2-patch2-only"}, "6.19"},
 		{[]string{"debian-7.3-image"}, []string{"baseline"}, ""},
 	} {
 		p := shipped(t, Selection{Kernels: c.kernels})

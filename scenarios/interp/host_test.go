@@ -43,6 +43,8 @@ var hostFailures = map[string]hostFailure{
 	// EINVAL, as the scenario expects, before).
 	"leak-after-restart": {"free-space is=$empty", "error"},
 	"close-minus-one":    {"umount-backing", "EBUSY"},
+	// BACKING_CLOSE(-1) is an invalid id.
+	"close-minus-one-race": {"ioctl close-minus-one", "EINVAL"},
 	// A second backing id for an inode is refused.
 	"reopen-after-restart":  {"open h2 a.txt", "EIO"},
 	"reregister-no-restart": {"open h2 a.txt", "EIO"},
