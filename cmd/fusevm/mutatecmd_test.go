@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -58,5 +60,57 @@ func TestMutateUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 2 {
 			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// TestEndToEndMutate runs the mutation analysis of the shipped v2 on the
+// default kernel for two mutants and two scenarios: the dropped
+// capability check is killed by close-all-permissions, the deleted
+// pr_debug survives and is explained by the series' mutants.toml, so the
+// analysis exits 0; without the equivalence file the survivor makes it 1.
+func TestEndToEndMutate(t *testing.T) {
+	needVM(t)
+	out := t.TempDir()
+	args := []string{"mutate", "--series", v2Series, "--only", "fs/fuse/backing.c:198:drop-capable,fs/fuse/backing.c:195:delete-statement",
+		"--scenarios", "close-all-permissions,smoke-passthrough", "-j", "2"}
+	code, stdout, stderr := fusevm(t, append(args, "--out", out)...)
+	if code != exitOK {
+		t.Fatalf("mutate: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	var m struct {
+		Outcomes []struct {
+			Mutant  struct{ ID string }
+			State   string
+			Killers []string
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(out, "mutation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range m.Outcomes {
+		got[o.Mutant.ID] = o.State + " " + strings.Join(o.Killers, ",")
+	}
+	want := map[string]string{
+		"fs/fuse/backing.c:198:drop-capable":     "killed close-all-permissions",
+		"fs/fuse/backing.c:195:delete-statement": "equivalent ",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("outcomes %v, want %v", got, want)
+	}
+	for _, f := range []string{"control/results.json", "results.json", "junit.xml", "summary.md", "mutants/" + "mutant-fs-fuse-backing.c-198-drop-capable.patch"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "none.toml")
+	os.WriteFile(empty, nil, 0o644)
+	code, stdout, _ = fusevm(t, append(args, "--equivalent", empty, "--out", t.TempDir())...)
+	if code != exitFail || !strings.Contains(stdout, "SURVIVED fs/fuse/backing.c:195:delete-statement") {
+		t.Errorf("without the equivalence file: exit %d, want 1 and the survivor\n%s", code, stdout)
 	}
 }
