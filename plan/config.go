@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"fusevm/kernel"
 )
@@ -57,11 +58,15 @@ type Boot struct {
 	Cmdline []string
 	// CPUs is the number of vCPUs; 0 for the default.
 	CPUs int
+	// Race caps the duration of every race block of the scenarios
+	// (passed to the guest as the "race" parameter); 0 leaves the
+	// scripts' durations.
+	Race time.Duration
 }
 
 // readBoot reads the X.boot files beside the X.config fragments: one
-// "key: value" a line, "cmdline:" (kernel arguments, added up) and
-// "cpus:" (the last one wins); '#' starts a comment line.
+// "key: value" a line, "cmdline:" (kernel arguments, added up), "cpus:"
+// and "race:" (a duration; the last one wins); '#' starts a comment line.
 func readBoot(fragments []string) (Boot, error) {
 	var b Boot
 	for _, frag := range fragments {
@@ -86,8 +91,12 @@ func readBoot(fragments []string) (Boot, error) {
 				if b.CPUs, err = strconv.Atoi(strings.TrimSpace(v)); err != nil || b.CPUs < 1 {
 					return b, fmt.Errorf("%s:%d: cpus wants a positive number", path, i+1)
 				}
+			case "race":
+				if b.Race, err = time.ParseDuration(strings.TrimSpace(v)); err != nil || b.Race <= 0 {
+					return b, fmt.Errorf("%s:%d: race wants a positive duration (e.g. 5s)", path, i+1)
+				}
 			default:
-				return b, fmt.Errorf("%s:%d: unknown key %q (want cmdline or cpus)", path, i+1, k)
+				return b, fmt.Errorf("%s:%d: unknown key %q (want cmdline, cpus or race)", path, i+1, k)
 			}
 		}
 	}

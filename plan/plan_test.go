@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"fusevm/kernel"
 	"fusevm/report"
@@ -391,8 +392,19 @@ func TestBootSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := readBoot(frags)
-	if err != nil || b.CPUs != 1 || !reflect.DeepEqual(b.Cmdline, []string{"slub_debug=FZPU", "kasan_multi_shot"}) {
+	if err != nil || b.CPUs != 1 || !reflect.DeepEqual(b.Cmdline, []string{"slub_debug=FZPU", "kasan_multi_shot"}) || b.Race != 20*time.Second {
 		t.Errorf("base+debug boot: %+v %v", b, err)
+	}
+	frags, _ = fragments(root, "base")
+	if b, err := readBoot(frags); err != nil || b.Race != 5*time.Second {
+		t.Errorf("base boot: %+v %v, want race 5s", b, err)
+	}
+	ss, _ := scenarios.Load([]string{"close-all-race"})
+	for config, want := range map[string]string{"base": "5s", "base+debug": "20s"} {
+		v, err := NewVariant(root, Spec{Kernel: Kernel{Name: "k", Spec: "debian:7.3"}, Config: config}, ss)
+		if err != nil || v.Params["race"] != want {
+			t.Errorf("%s: race parameter %q (%v), want %s", config, v.Params["race"], err, want)
+		}
 	}
 	dir := t.TempDir()
 	frag := filepath.Join(dir, "x.config")
@@ -401,6 +413,7 @@ func TestBootSettings(t *testing.T) {
 		"# c\ncpus: none\n": "x.boot:2: cpus wants a positive number",
 		"cpus: 0\n":         "x.boot:1: cpus wants a positive number",
 		"memory: 1G\n":      `x.boot:1: unknown key "memory"`,
+		"race: soon\n":      "x.boot:1: race wants a positive duration",
 	} {
 		os.WriteFile(filepath.Join(dir, "x.boot"), []byte(body), 0o644)
 		if _, err := readBoot([]string{frag}); err == nil || !strings.Contains(err.Error(), want) {

@@ -147,6 +147,12 @@ func newVariant(root string, s Spec, ss []scenarios.Scenario, cat *Catalog) (*Va
 			v.Name += strings.ReplaceAll(fmt.Sprint(s.Picks), " ", ",")
 		}
 	}
+	if v.Boot.Race > 0 {
+		if v.Params == nil {
+			v.Params = map[string]string{}
+		}
+		v.Params["race"] = v.Boot.Race.String()
+	}
 	v.expect = expectations(ss, v.Claims, known)
 	return v, nil
 }

@@ -262,6 +262,9 @@ func printable(args []string) []string {
 // Steps inside a race emit no events (there may be millions).
 func (r *runner) race(ctx context.Context, st *script.Step) error {
 	d, _ := time.ParseDuration(st.Args[0])
+	if c, err := time.ParseDuration(r.env.Params["race"]); err == nil && c > 0 && c < d {
+		d = c // the config's cap (plan.Boot.Race)
+	}
 	rctx, cancel := context.WithTimeout(context.WithValue(ctx, raceKey{}, true), d)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -285,7 +288,7 @@ func (r *runner) race(ctx context.Context, st *script.Step) error {
 	}
 	wg.Wait()
 	if r.env.Emit != nil {
-		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: fmt.Sprintf("race %s: loops per thread %v", st.Args[0], loops)})
+		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: fmt.Sprintf("race %s (ran %s): loops per thread %v", st.Args[0], d, loops)})
 	}
 	return errors.Join(errs...)
 }

@@ -88,6 +88,32 @@ func TestBlocks(t *testing.T) {
 	}
 }
 
+// TestRaceCap: the config's "race" parameter shortens a race block (never
+// lengthens it), and the race's report says how long it ran.
+func TestRaceCap(t *testing.T) {
+	text := "race 30s\n  thread\n    sleep 1ms\n  end\nend\nrace 50ms\n  thread\n    sleep 1ms\n  end\nend\n"
+	s, err := script.Parse("cap", "cap.fvm", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ran []string
+	start := time.Now()
+	res := Run(context.Background(), s, Env{Root: t.TempDir(), Params: map[string]string{"race": "200ms"}, Emit: func(ev events.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, after, ok := strings.Cut(ev.Detail, "(ran "); ok {
+			ran = append(ran, strings.SplitN(after, ")", 2)[0])
+		}
+	}})
+	if res.Verdict != verdict.Pass || time.Since(start) > 20*time.Second {
+		t.Fatalf("%s %s after %s: the 30 s race was not capped", res.Verdict, res.Detail, time.Since(start))
+	}
+	if !slices.Equal(ran, []string{"200ms", "50ms"}) {
+		t.Errorf("races ran %v, want [200ms 50ms]", ran)
+	}
+}
+
 // TestRunRefuses checks the scenarios Run refuses to start or to run.
 func TestRunRefuses(t *testing.T) {
 	s := &script.Script{Name: "x", Timeout: 5 * time.Second, Steps: []*script.Step{{Line: 1, Op: "frobnicate"}}}
