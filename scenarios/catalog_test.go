@@ -47,6 +47,8 @@ func TestExpectations(t *testing.T) {
 		"different-fs-same-ino-rejected": {"baseline": verdict.Pass, "v1": verdict.Pass, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
 		"hard-link-accepted":             {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
 		"crash-data-mmap":                {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
+		"close-all-no-kernel-leak":       {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"close-minus-one-race":           {"baseline": verdict.Fail, "v1": verdict.Pass, "v2": verdict.Fail, "v2-patch2": verdict.Fail},
 	}
 	for name, byVariant := range want {
 		ss, err := Load([]string{name})

@@ -415,6 +415,7 @@ var stepFuncs = map[string]stepFunc{
 		return outcome(os.Link(r.backingPath(st.Args[0]), r.backingPath(st.Args[1])))
 	},
 	"backing-ino":    (*runner).backingIno,
+	"kernel-memory":  (*runner).kernelMemory,
 	"umount-backing": (*runner).umountBacking,
 	"connections":    (*runner).countConnections,
 	// Control flow and kernel debugging.
@@ -926,6 +927,67 @@ func (r *runner) freeSpace(_ context.Context, st *script.Step) (string, string) 
 		return outcome(err)
 	}
 	return r.keep(f, "free bytes", strconv.FormatUint(fs.Bfree*uint64(fs.Bsize), 10))
+}
+
+// kernelMemory stores or checks the kernel's unreclaimable slab memory.
+// A check polls for two seconds before it fails: what the kernel frees
+// after an RCU grace period (kfree_rcu) is still counted for a while.
+func (r *runner) kernelMemory(_ context.Context, st *script.Step) (string, string) {
+	k, v, _ := strings.Cut(st.Args[0], "=")
+	if k == "as" {
+		n, err := slabUnreclaimable()
+		if err != nil {
+			return fail("%v", err)
+		}
+		r.set(v, strconv.FormatUint(n, 10))
+		return "ok", ""
+	}
+	ref, size, _ := strings.Cut(v, "+")
+	base, err := r.value(ref)
+	if err != nil {
+		return fail("%v", err)
+	}
+	b, err := strconv.ParseUint(base, 10, 64)
+	if err != nil {
+		return fail("%s is %q, not a byte count", ref, base)
+	}
+	grow, err := script.ParseSize(size)
+	if err != nil {
+		return fail("%v", err)
+	}
+	limit := b + uint64(grow)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n, err := slabUnreclaimable()
+		if err != nil {
+			return fail("%v", err)
+		}
+		if n <= limit {
+			return "ok", ""
+		}
+		if time.Now().After(deadline) {
+			return fail("unreclaimable slab %d bytes: grew %d since %s, more than %s", n, n-b, ref, size)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// slabUnreclaimable reads SUnreclaim from /proc/meminfo, in bytes.
+func slabUnreclaimable() (uint64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "SUnreclaim:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: %q: %v", line, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, errors.New("/proc/meminfo has no SUnreclaim line (a kernel without SLUB?)")
 }
 
 // cleanup leaves the machine as it found it: a dead daemon cannot answer

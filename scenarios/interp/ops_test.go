@@ -2,6 +2,7 @@ package interp
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -111,6 +112,25 @@ func TestRaceCap(t *testing.T) {
 	}
 	if !slices.Equal(ran, []string{"200ms", "50ms"}) {
 		t.Errorf("races ran %v, want [200ms 50ms]", ran)
+	}
+}
+
+// TestKernelMemory reads the host's unreclaimable slab memory and checks
+// it against itself with a generous margin (the host is not quiet).
+func TestKernelMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip(err)
+	}
+	s, err := script.Parse("km", "km.fvm", "kernel-memory as=m\nkernel-memory at-most=$m+1G\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := Run(context.Background(), s, Env{Root: t.TempDir()}); res.Verdict != verdict.Pass {
+		t.Fatalf("%s: %s", res.Verdict, res.Detail)
+	}
+	n, err := slabUnreclaimable()
+	if err != nil || n == 0 {
+		t.Errorf("SUnreclaim %d, %v", n, err)
 	}
 }
 

@@ -146,6 +146,7 @@ var Ops = map[string]OpSpec{
 	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the main backing tmpfs, or with on=NAME of backing filesystem NAME; as=VAR stores them, is=REF compares (REF: $VAR or a number)"},
 	"unlink-backing": {Args: []Arg{BackingPath}, Help: "unlink a backing file directly"},
 	"link-backing":   {Args: []Arg{BackingPath, BackingPath}, Help: "hard-link backing file OLD as NEW: another name of the same inode (EXDEV across backing filesystems)"},
+	"kernel-memory":  {Args: []Arg{Flag}, Help: "the kernel's unreclaimable slab memory (SUnreclaim of /proc/meminfo): as=VAR stores it, at-most=$VAR+SIZE fails when it grew more than SIZE (waits up to 2s: objects freed after an RCU grace period)"},
 	"backing-ino":    {Args: []Arg{BackingPath, Flag}, Help: "the inode number of a backing file: as=VAR stores it, is=REF and not=REF compare (REF: $VAR or a number). tmpfs numbers its inodes per filesystem in creation order (Linux 5.9 on: the root 1, the first file 2), so the Nth file created on two fresh backing filesystems has the same number on both"},
 	"umount-backing": {Args: []Arg{Flag}, Help: "unmount the main backing tmpfs, or with a NAME operand backing filesystem NAME (EBUSY while a backing file is still referenced)"},
 	"connections":    {Args: []Arg{Count}, Help: "exactly N of the FUSE connections this scenario mounted still exist (in fusectl)"},
@@ -176,6 +177,8 @@ var (
 	claimRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	sizeRe  = regexp.MustCompile(`^[0-9]+[KMG]?$`)
 	refRe   = regexp.MustCompile(`^(\$.+|[0-9]+)$`)
+	// growthRe is kernel-memory's at-most=$VAR+SIZE.
+	growthRe = regexp.MustCompile(`^\$[a-z][a-z0-9_]*\+[0-9]+[KMG]?$`)
 )
 
 // Error is a parse error at file:line.
@@ -375,6 +378,17 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 			if err := sc.checkBacking(f); err != nil {
 				return err
 			}
+		}
+	case "kernel-memory":
+		if len(flags) != 1 {
+			return errors.New("want one flag: as=VAR or at-most=$VAR+SIZE")
+		}
+		k, v, _ := strings.Cut(flags[0], "=")
+		switch {
+		case k == "as" && nameRe.MatchString(v):
+		case k == "at-most" && growthRe.MatchString(v):
+		default:
+			return fmt.Errorf("unknown flag %q (want as=VAR or at-most=$VAR+SIZE)", flags[0])
 		}
 	case "backing-ino", "ioctl":
 		for _, f := range flags {

@@ -104,6 +104,10 @@ func TestParseErrors(t *testing.T) {
 		// Values compared with are $VAR or numbers.
 		{"backing-ino a.txt is=x", "x.fvm:1: backing-ino: is=x: want $VAR or a number"},
 		{"backing-ino a.txt ls=$x", "x.fvm:1: backing-ino: unknown flag \"ls=$x\""},
+		{"kernel-memory", "x.fvm:1: kernel-memory: want one flag: as=VAR or at-most=$VAR+SIZE"},
+		{"kernel-memory at-most=$m", "x.fvm:1: kernel-memory: unknown flag \"at-most=$m\""},
+		{"kernel-memory at-most=$m+lots", "x.fvm:1: kernel-memory: unknown flag \"at-most=$m+lots\""},
+		{"kernel-memory as=m is=1", "x.fvm:1: kernel-memory: want one flag"},
 		{"ioctl backing-open a.txt not=-1", "x.fvm:1: ioctl: not=-1: want $VAR or a number"},
 	}
 	for _, c := range cases {
