@@ -963,7 +963,7 @@ func (r *runner) kernelMemory(_ context.Context, st *script.Step) (string, strin
 			return fail("%v", err)
 		}
 		if n <= limit {
-			return "ok", ""
+			return "ok", fmt.Sprintf("grew %d bytes", int64(n)-int64(b))
 		}
 		if time.Now().After(deadline) {
 			return fail("unreclaimable slab %d bytes: grew %d since %s, more than %s", n, n-b, ref, size)
