@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"fusevm/scenarios/script"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,11 +63,16 @@ type Boot struct {
 	// (passed to the guest as the "race" parameter); 0 leaves the
 	// scripts' durations.
 	Race time.Duration
+	// SlabSlack is added to every kernel-memory limit of the scenarios
+	// (the guest's "slab_slack" parameter, in bytes): KASAN's quarantine
+	// keeps freed objects in the slab for a while.
+	SlabSlack int64
 }
 
 // readBoot reads the X.boot files beside the X.config fragments: one
-// "key: value" a line, "cmdline:" (kernel arguments, added up), "cpus:"
-// and "race:" (a duration; the last one wins); '#' starts a comment line.
+// "key: value" a line, "cmdline:" (kernel arguments, added up), "cpus:",
+// "race:" (a duration) and "slab-slack:" (a size; for each, the last one
+// wins); '#' starts a comment line.
 func readBoot(fragments []string) (Boot, error) {
 	var b Boot
 	for _, frag := range fragments {
@@ -91,12 +97,16 @@ func readBoot(fragments []string) (Boot, error) {
 				if b.CPUs, err = strconv.Atoi(strings.TrimSpace(v)); err != nil || b.CPUs < 1 {
 					return b, fmt.Errorf("%s:%d: cpus wants a positive number", path, i+1)
 				}
+			case "slab-slack":
+				if b.SlabSlack, err = script.ParseSize(strings.TrimSpace(v)); err != nil {
+					return b, fmt.Errorf("%s:%d: slab-slack wants a size (e.g. 32M)", path, i+1)
+				}
 			case "race":
 				if b.Race, err = time.ParseDuration(strings.TrimSpace(v)); err != nil || b.Race <= 0 {
 					return b, fmt.Errorf("%s:%d: race wants a positive duration (e.g. 5s)", path, i+1)
 				}
 			default:
-				return b, fmt.Errorf("%s:%d: unknown key %q (want cmdline, cpus or race)", path, i+1, k)
+				return b, fmt.Errorf("%s:%d: unknown key %q (want cmdline, cpus, race or slab-slack)", path, i+1, k)
 			}
 		}
 	}

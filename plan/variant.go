@@ -147,11 +147,16 @@ func newVariant(root string, s Spec, ss []scenarios.Scenario, cat *Catalog) (*Va
 			v.Name += strings.ReplaceAll(fmt.Sprint(s.Picks), " ", ",")
 		}
 	}
-	if v.Boot.Race > 0 {
+	if v.Boot.Race > 0 || v.Boot.SlabSlack > 0 {
 		if v.Params == nil {
 			v.Params = map[string]string{}
 		}
-		v.Params["race"] = v.Boot.Race.String()
+		if v.Boot.Race > 0 {
+			v.Params["race"] = v.Boot.Race.String()
+		}
+		if v.Boot.SlabSlack > 0 {
+			v.Params["slab_slack"] = fmt.Sprint(v.Boot.SlabSlack)
+		}
 	}
 	v.expect = expectations(ss, v.Claims, known)
 	return v, nil

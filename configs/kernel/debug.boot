@@ -11,3 +11,6 @@ cpus: 1
 # The races run their full length: KASAN needs time to catch v2's walk
 # (BENCHMARKS.md, "Race lengths").
 race: 20s
+# KASAN's quarantine keeps freed objects in the slab (up to 1/32 of the
+# guest's memory): kernel-memory checks allow that much more.
+slab-slack: 32M

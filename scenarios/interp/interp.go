@@ -956,6 +956,9 @@ func (r *runner) kernelMemory(_ context.Context, st *script.Step) (string, strin
 		return fail("%v", err)
 	}
 	limit := b + uint64(grow)
+	if slack, err := strconv.ParseUint(r.env.Params["slab_slack"], 10, 64); err == nil {
+		limit += slack // the config's (plan.Boot.SlabSlack)
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		n, err := slabUnreclaimable()
