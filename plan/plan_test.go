@@ -400,20 +400,21 @@ func TestBootSettings(t *testing.T) {
 		t.Errorf("base boot: %+v %v, want race 5s", b, err)
 	}
 	ss, _ := scenarios.Load([]string{"close-all-race"})
-	for config, want := range map[string]string{"base": "5s", "base+debug": "20s"} {
+	for config, want := range map[string][2]string{"base": {"5s", ""}, "base+debug": {"20s", "33554432"}} {
 		v, err := NewVariant(root, Spec{Kernel: Kernel{Name: "k", Spec: "debian:7.3"}, Config: config}, ss)
-		if err != nil || v.Params["race"] != want {
-			t.Errorf("%s: race parameter %q (%v), want %s", config, v.Params["race"], err, want)
+		if err != nil || v.Params["race"] != want[0] || v.Params["slab_slack"] != want[1] {
+			t.Errorf("%s: race %q, slab slack %q (%v), want %q", config, v.Params["race"], v.Params["slab_slack"], err, want)
 		}
 	}
 	dir := t.TempDir()
 	frag := filepath.Join(dir, "x.config")
 	os.WriteFile(frag, []byte("CONFIG_X=y\n"), 0o644)
 	for body, want := range map[string]string{
-		"# c\ncpus: none\n": "x.boot:2: cpus wants a positive number",
-		"cpus: 0\n":         "x.boot:1: cpus wants a positive number",
-		"memory: 1G\n":      `x.boot:1: unknown key "memory"`,
-		"race: soon\n":      "x.boot:1: race wants a positive duration",
+		"# c\ncpus: none\n":  "x.boot:2: cpus wants a positive number",
+		"cpus: 0\n":          "x.boot:1: cpus wants a positive number",
+		"memory: 1G\n":       `x.boot:1: unknown key "memory"`,
+		"race: soon\n":       "x.boot:1: race wants a positive duration",
+		"slab-slack: lots\n": "x.boot:1: slab-slack wants a size",
 	} {
 		os.WriteFile(filepath.Join(dir, "x.boot"), []byte(body), 0o644)
 		if _, err := readBoot([]string{frag}); err == nil || !strings.Contains(err.Error(), want) {
