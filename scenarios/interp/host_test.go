@@ -143,6 +143,25 @@ close h
 	}
 }
 
+// TestDaemonExitFailsMount: a daemon generation that exits before it
+// serves (here: an unknown recovery strategy) fails its mount at once with
+// a clear error, not at the scenario's timeout.
+func TestDaemonExitFailsMount(t *testing.T) {
+	h := newHost(t)
+	s, err := script.Parse("bad-daemon", "bad-daemon", "timeout: 30s\nbacking 1M\nmount recovery=bogus\numount\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, steps := h.run(t, s)
+	if res.Verdict != verdict.Fail || !strings.Contains(res.Detail, "line 3: mount recovery=bogus") || !strings.Contains(res.Detail, "exited before serving") {
+		t.Fatalf("%s: %s, want a FAIL at the mount naming the daemon's exit\nsteps:\n%s", res.Verdict, res.Detail, steps)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the failed mount took %s", took)
+	}
+}
+
 // hostScripts check steps that the built-in scenarios only show passing;
 // each must fail where hostFailures says.
 var hostScripts = map[string]string{

@@ -858,7 +858,16 @@ func (r *runner) startDaemon(ctx context.Context, c *connection, fl []string) (s
 	}
 	c.daemon = pid
 	c.gen++
-	if _, err := ctl.WaitServing(ctx, c.stateDir, c.gen); err != nil {
+	// A daemon that exits before it serves (a bad flag, an ioctl of its
+	// start-up failing on a broken kernel) fails the step at once, not
+	// at the scenario's timeout.
+	wctx, cancel := untilExit(ctx, pid)
+	defer cancel()
+	if _, err := ctl.WaitServing(wctx, c.stateDir, c.gen); err != nil {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			c.daemon = 0
+			return fail("daemon generation %d (pid %d) exited before serving; its error is on the console", c.gen, pid)
+		}
 		return fail("%v", err)
 	}
 	return "ok", ""

@@ -2,6 +2,7 @@ package interp
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,6 +114,26 @@ func kill(pid int, within time.Duration) error {
 	return waitDead(pid, within)
 }
 
+// errAlive is waitDead's error when the process outlived the wait.
+var errAlive = errors.New("still alive")
+
+// untilExit returns a context that ends with ctx or as soon as pid has
+// exited, whichever comes first; cancel releases it.
+func untilExit(ctx context.Context, pid int) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for wctx.Err() == nil {
+			if err := waitDead(pid, 200*time.Millisecond); !errors.Is(err, errAlive) {
+				if err == nil {
+					cancel()
+				}
+				return
+			}
+		}
+	}()
+	return wctx, cancel
+}
+
 // waitDead waits until every thread of pid has exited, so that all of its
 // descriptors are closed. Polling /proc for a zombie is not enough: a
 // thread-group leader is a zombie while its other threads still hold the
@@ -132,7 +153,7 @@ func waitDead(pid int, within time.Duration) error {
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return fmt.Errorf("pid %d still alive after %s", pid, within)
+			return fmt.Errorf("pid %d %w after %s", pid, errAlive, within)
 		}
 		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
 		if errors.Is(err, unix.EINTR) {
