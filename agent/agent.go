@@ -278,7 +278,9 @@ func loadModules(list string) error {
 
 // openPort finds the virtio-serial port named events.PortName.
 func openPort() (*os.File, error) {
-	deadline := time.Now().Add(10 * time.Second)
+	// A KASAN kernel under TCG, beside another VM, has probed the
+	// virtio PCI device as late as 12 s after /init started.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		names, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
 		for _, n := range names {
