@@ -40,12 +40,12 @@ func TestRealSeries(t *testing.T) {
 			{"fs/fuse/dev.c:2372:return-value", "\t\treturn -EOPNOTSUPP;", "\t\treturn 0;"},
 		},
 		"v3": {
-			{"fs/fuse/backing.c:251:drop-capable", "\tif (!fc->passthrough || !capable(CAP_SYS_ADMIN))", "\tif (!fc->passthrough || !true)"},
-			{"fs/fuse/backing.c:228:callback-stop", "\treturn 0;", "\treturn 1;"},              // in fuse_backing_id_put
-			{"fs/fuse/backing.c:286:drop-rcu", "\trcu_read_lock();\n\trcu_read_unlock();", ""}, // in fuse_backing_lookup
-			{"fs/fuse/backing.c:258:drop-lock", "\tspin_lock(&fc->lock);\n\tspin_unlock(&fc->lock);", ""},
-			{"fs/fuse/backing.c:289:drop-get", "\t\tfb = fuse_backing_get(idr_find(map, backing_id));", "\t\tfb = idr_find(map, backing_id);"},
-			{"fs/fuse/backing.c:289:delete-statement", "\t\tfb = fuse_backing_get(idr_find(map, backing_id));", "\t\t;"},
+			{"fs/fuse/backing.c:242:drop-capable", "\tif (!fc->passthrough || !capable(CAP_SYS_ADMIN))", "\tif (!fc->passthrough || !true)"},
+			{"fs/fuse/backing.c:219:callback-stop", "\treturn 0;", "\treturn 1;"},              // in fuse_backing_id_put
+			{"fs/fuse/backing.c:271:drop-rcu", "\trcu_read_lock();\n\trcu_read_unlock();", ""}, // in fuse_backing_lookup
+			{"fs/fuse/backing.c:249:drop-lock", "\tspin_lock(&fc->lock);\n\tspin_unlock(&fc->lock);", ""},
+			{"fs/fuse/backing.c:274:drop-get", "\t\tfb = fuse_backing_get(idr_find(map, backing_id));", "\t\tfb = idr_find(map, backing_id);"},
+			{"fs/fuse/backing.c:274:delete-statement", "\t\tfb = fuse_backing_get(idr_find(map, backing_id));", "\t\t;"},
 			{"fs/fuse/iomode.c:99:swap-eq", "\t    file_inode(oldfb->file) != file_inode(fb->file)) {", "\t    file_inode(oldfb->file) == file_inode(fb->file)) {"},
 		},
 	}
