@@ -15,7 +15,6 @@ import (
 	"fusevm/bisect"
 	"fusevm/harness"
 	"fusevm/plan"
-	"fusevm/progress"
 	"fusevm/scenarios"
 )
 
@@ -85,12 +84,8 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitSkip, err
 	}
-	p := progress.New(os.Stderr)
+	p, o := f.start()
 	defer p.Close()
-	o, err := f.options(p)
-	if err != nil {
-		return exitSkip, err
-	}
 	h := harness.New(o)
 	outDir, err := f.outDir()
 	if err != nil {
@@ -162,12 +157,8 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 		}
 		versions = append(versions, bv)
 	}
-	p := progress.New(os.Stderr)
+	p, o := f.start()
 	defer p.Close()
-	o, err := f.options(p)
-	if err != nil {
-		return exitUsage, err
-	}
 	outDir, err := f.outDir()
 	if err != nil {
 		return exitFail, err

@@ -19,7 +19,7 @@ import (
 // common holds the flags shared by the commands that build and boot.
 type common struct {
 	cache   string
-	accel   string
+	accel   vmtest.Accel
 	jobs    int
 	verbose bool
 	out     string
@@ -36,22 +36,38 @@ func (c *common) register(fs *flag.FlagSet) {
 // registerBoot adds the flags every command that boots a VM has.
 func (c *common) registerBoot(fs *flag.FlagSet) {
 	fs.StringVar(&c.cache, "cache", kernel.DefaultCacheDir(), "cache directory (sources, builds, ccache, images)")
-	fs.StringVar(&c.accel, "accel", "auto", "QEMU accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	fs.Var(accelFlag{&c.accel}, "accel", "QEMU accelerator `mode`: auto (the default: probe KVM, else TCG), kvm or tcg")
 	fs.BoolVar(&c.verbose, "v", false, "stream the serial console")
 }
 
-// options are the harness settings of the flags: one VM at a time, every
-// scenario once.
-func (c *common) options(p *progress.Line) (harness.Options, error) {
-	accel, err := vmtest.ParseAccel(c.accel)
-	if err != nil {
-		return harness.Options{}, usageError{err}
-	}
+// start returns the progress line of a run (the caller closes it) and
+// the harness settings of the flags: one VM at a time, every scenario
+// once.
+func (c *common) start() (*progress.Line, harness.Options) {
+	p := progress.New(os.Stderr)
 	var console io.Writer
 	if c.verbose {
 		console = os.Stderr
 	}
-	return harness.Options{Cache: c.cache, MakeJobs: c.jobs, Accel: accel, Console: console, VMs: 1, Count: 1, Log: p}, nil
+	return p, harness.Options{Cache: c.cache, MakeJobs: c.jobs, Accel: c.accel, Console: console, VMs: 1, Count: 1, Log: p}
+}
+
+// accelFlag is --accel, checked as the flags are parsed.
+type accelFlag struct{ a *vmtest.Accel }
+
+func (f accelFlag) String() string {
+	if f.a == nil {
+		return vmtest.AccelAuto.String()
+	}
+	return f.a.String()
+}
+
+func (f accelFlag) Set(s string) error {
+	a, err := vmtest.ParseAccel(s)
+	if err == nil {
+		*f.a = a
+	}
+	return err
 }
 
 func (c *common) outDir() (string, error) {

@@ -50,6 +50,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--scenarios", bad, "--cache", cache}, "bad.fvm:2: open: want 2 operand(s), got 1"},
 		{[]string{"run", "--config", "nosuch", "--kernel", "tarball:/nonexistent.tar.xz", "--cache", cache, "--out", t.TempDir()}, `config fragment "nosuch"`},
 		{[]string{"run", "--bogus-flag"}, "flag provided but not defined"},
+		{[]string{"run", "--accel", "bogus"}, `invalid value "bogus" for flag -accel: vmtest: unknown accelerator "bogus"`},
 	}
 	for _, c := range cases {
 		code, _, stderr := fusevm(t, c.args...)

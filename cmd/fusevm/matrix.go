@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"flag"
-	"os"
 
 	"fusevm/assets"
 	"fusevm/harness"
 	"fusevm/plan"
-	"fusevm/progress"
 )
 
 // cmdMatrix is "fusevm matrix": kernels x variants x configs x scenarios.
@@ -43,12 +41,8 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
-	p := progress.New(os.Stderr)
+	p, o := c.start()
 	defer p.Close()
-	o, err := c.options(p)
-	if err != nil {
-		return exitUsage, err
-	}
 	o.VMs, o.Count, o.Isolate, o.Subdirs = *jobs, *count, *isolate, true
 	outDir, err := c.outDir()
 	if err != nil {

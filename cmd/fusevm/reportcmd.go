@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"fusevm/harness"
-	"fusevm/progress"
 	"fusevm/report"
 	"fusevm/scenarios"
 )
@@ -117,12 +116,8 @@ func cmdRepro(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	p := progress.New(os.Stderr)
+	p, o := c.start()
 	defer p.Close()
-	o, err := c.options(p)
-	if err != nil {
-		return exitUsage, err
-	}
 	run, err := harness.New(o).Repro(ctx, harness.Repro{From: from, Cell: cell, Scenario: s, Count: *count}, outDir)
 	p.Close()
 	if err != nil {

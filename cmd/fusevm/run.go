@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"flag"
-	"os"
 	"strings"
 
 	"fusevm/assets"
 	"fusevm/harness"
 	"fusevm/kernel"
 	"fusevm/plan"
-	"fusevm/progress"
 	"fusevm/scenarios"
 )
 
@@ -84,12 +82,8 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return code, err
 	}
-	p := progress.New(os.Stderr)
+	p, o := c.start()
 	defer p.Close()
-	o, err := c.options(p)
-	if err != nil {
-		return exitUsage, err
-	}
 	outDir, err := c.outDir()
 	if err != nil {
 		return exitFail, err

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"fusevm/harness"
-	"fusevm/progress"
 	"fusevm/vmtest"
 )
 
@@ -33,12 +32,8 @@ func cmdShell(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return code, err
 	}
-	p := progress.New(os.Stderr)
+	p, o := c.start()
 	defer p.Close()
-	o, err := c.options(p)
-	if err != nil {
-		return exitUsage, err
-	}
 	sh := harness.Shell{
 		Variant: v, Scenarios: ss,
 		Terminal: vmtest.Terminal{In: os.Stdin, Out: os.Stdout, Err: os.Stderr},
