@@ -28,16 +28,9 @@ type Mutation struct {
 	Finished time.Time
 }
 
-// MutantName is the variant name of the i-th mutant (1-based) of n: "m07"
-// among 60. The numbers are those of mutate.Generate with every operator,
-// so a mutant keeps its number when --operators or --only pick fewer.
-func MutantName(i, n int) string {
-	return fmt.Sprintf("m%0*d", len(fmt.Sprint(n)), i)
-}
-
 // Mutate runs the series variant v (the control) and then each mutant:
 // v with the mutant's patch on top, its expectations unchanged. names are
-// the mutants' variant names (MutantName). The control runs in
+// the mutants' variant names (mutate.Name). The control runs in
 // outDir/control; when one of its cells is not as expected, mutation
 // analysis would prove nothing and no mutant runs. The mutants' consoles
 // go under outDir, one directory per mutant; a mutant's VM stops at its

@@ -23,7 +23,7 @@ func mutantsOf(t *testing.T, s *kernel.Series, n int) ([]mutate.Mutant, []string
 	}
 	var names []string
 	for i := range ms[:n] {
-		names = append(names, MutantName(i+1, len(ms)))
+		names = append(names, mutate.Name(i+1, len(ms)))
 	}
 	return ms[:n], names
 }

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 
 	"fusevm/harness"
 	"fusevm/initramfs"
 	"fusevm/mutate"
-	"fusevm/progress"
 )
 
 // cmdMutate is "fusevm mutate": mutation analysis of a series.
@@ -50,7 +47,15 @@ func cmdMutate(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
-	picked, names, err := pickMutants(all, splitList(*operators), splitList(*only))
+	var numbers []int
+	for _, ref := range splitList(*only) {
+		n, err := mutate.Number(all, ref)
+		if err != nil {
+			return exitUsage, usagef("--only %s: %v", ref, err)
+		}
+		numbers = append(numbers, n)
+	}
+	picked, names, err := mutate.Pick(all, splitList(*operators), numbers)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -74,12 +79,8 @@ func cmdMutate(ctx context.Context, args []string) (int, error) {
 	if err := initramfs.CheckExecutable(); err != nil {
 		return exitFail, err
 	}
-	p := progress.New(os.Stderr)
+	p, o := c.start()
 	defer p.Close()
-	o, err := c.options(p)
-	if err != nil {
-		return exitUsage, err
-	}
 	o.VMs = *jobs
 	outDir, err := c.outDir()
 	if err != nil {
@@ -108,40 +109,4 @@ func cmdMutate(ctx context.Context, args []string) (int, error) {
 		return exitFail, nil
 	}
 	return exitOK, nil
-}
-
-// pickMutants selects mutants by operator and by number or ID, and names
-// each by its number among all (harness.MutantName).
-func pickMutants(all []mutate.Mutant, operators, only []string) ([]mutate.Mutant, []string, error) {
-	for _, op := range operators {
-		if !slices.Contains(mutate.Operators, op) {
-			return nil, nil, fmt.Errorf("unknown operator %q (want %s)", op, strings.Join(mutate.Operators, ", "))
-		}
-	}
-	want := map[int]bool{}
-	for _, o := range only {
-		n, err := strconv.Atoi(strings.TrimPrefix(o, "m"))
-		if err != nil {
-			n = 0
-			for i, m := range all {
-				if m.ID == o {
-					n = i + 1
-				}
-			}
-		}
-		if n < 1 || n > len(all) {
-			return nil, nil, fmt.Errorf("--only %s: no such mutant (there are %d; --list shows them)", o, len(all))
-		}
-		want[n] = true
-	}
-	var ms []mutate.Mutant
-	var names []string
-	for i, m := range all {
-		if len(want) > 0 && !want[i+1] || len(operators) > 0 && !slices.Contains(operators, m.Operator) {
-			continue
-		}
-		ms = append(ms, m)
-		names = append(names, harness.MutantName(i+1, len(all)))
-	}
-	return ms, names, nil
 }
