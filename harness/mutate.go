@@ -35,8 +35,8 @@ type Mutation struct {
 // analysis would prove nothing and no mutant runs. The mutants' consoles
 // go under outDir, one directory per mutant; a mutant's VM stops at its
 // first unexpected verdict (the scenarios after it are SKIP: one
-// unexpected cell kills). equiv gives the reason of
-// each mutant known to survive (mutate.LoadEquivalents).
+// unexpected cell kills). equiv gives the reason of each mutant known to
+// survive (mutate.LoadEquivalents).
 func (h *Harness) Mutate(ctx context.Context, v *plan.Variant, ss []scenarios.Scenario, ms []mutate.Mutant, names []string, equiv map[string]string, outDir string) *Mutation {
 	m := &Mutation{Started: time.Now()}
 	m.Control = h.Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, filepath.Join(outDir, "control"))
@@ -76,12 +76,11 @@ func (m *Mutation) Explained() bool {
 // MutationFile is the analysis as JSON, beside results.json.
 const MutationFile = "mutation.json"
 
-// WriteFiles writes the analysis into dir: the control's results files
-// in dir/control; results.json, junit.xml and results.ktap of the
-// mutants' cells,
-// summary.md (the kill rate, the counts per operator, every survivor with
-// its diff, then the cells), mutation.json, and each mutant's patch in
-// dir/mutants/.
+// WriteFiles writes the analysis into dir: the control's results files in
+// dir/control; results.json, junit.xml and results.ktap of the mutants'
+// cells; summary.md (the kill rate, the counts per operator, every
+// survivor with its diff, then the cells); mutation.json; and each
+// mutant's patch in dir/mutants/.
 func (m *Mutation) WriteFiles(dir string, ms []mutate.Mutant, title string) error {
 	if err := mutate.WriteMutants(filepath.Join(dir, "mutants"), ms); err != nil {
 		return err

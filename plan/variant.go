@@ -126,7 +126,7 @@ func newVariant(root string, s Spec, ss []scenarios.Scenario, cat *Catalog) (*Va
 				v.Version = e.Version
 				known = cat.knownIssues(e, v.Config, s.Picks)
 				if e.InodeCacheFlagValue != 0 {
-					v.Params = map[string]string{"inode_cache_bit": fmt.Sprint(bits.TrailingZeros32(e.InodeCacheFlagValue))}
+					v.param("inode_cache_bit", fmt.Sprint(bits.TrailingZeros32(e.InodeCacheFlagValue)))
 				}
 				if v.Claims == nil {
 					v.Claims = e.Claims(s.Picks)
@@ -147,19 +147,22 @@ func newVariant(root string, s Spec, ss []scenarios.Scenario, cat *Catalog) (*Va
 			v.Name += strings.ReplaceAll(fmt.Sprint(s.Picks), " ", ",")
 		}
 	}
-	if v.Boot.Race > 0 || v.Boot.SlabSlack > 0 {
-		if v.Params == nil {
-			v.Params = map[string]string{}
-		}
-		if v.Boot.Race > 0 {
-			v.Params["race"] = v.Boot.Race.String()
-		}
-		if v.Boot.SlabSlack > 0 {
-			v.Params["slab_slack"] = fmt.Sprint(v.Boot.SlabSlack)
-		}
+	if v.Boot.Race > 0 {
+		v.param("race", v.Boot.Race.String())
+	}
+	if v.Boot.SlabSlack > 0 {
+		v.param("slab_slack", fmt.Sprint(v.Boot.SlabSlack))
 	}
 	v.expect = expectations(ss, v.Claims, known)
 	return v, nil
+}
+
+// param sets a parameter of the scenario scripts (Params).
+func (v *Variant) param(key, value string) {
+	if v.Params == nil {
+		v.Params = map[string]string{}
+	}
+	v.Params[key] = value
 }
 
 // Prefix is the variant of the same series with only its first k patches
