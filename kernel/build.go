@@ -9,12 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -447,8 +447,8 @@ func prepareWorkspace(ctx context.Context, c *Cache, spec BuildSpec, log Logger)
 }
 
 var (
-	errorLineRe = regexp.MustCompile(`^([^\s:]+\.[chS]):(\d+):(?:\d+:)? (?:fatal )?error: (.*)$`)
-	progressRe  = regexp.MustCompile(`^\s+(CC|LD|AR|AS|HOSTCC|GEN|OBJCOPY|CALL|LDS|UPD|SYNC)\s+(\S+)`)
+	errorLineRe = lazyre.New(`^([^\s:]+\.[chS]):(\d+):(?:\d+:)? (?:fatal )?error: (.*)$`)
+	progressRe  = lazyre.New(`^\s+(CC|LD|AR|AS|HOSTCC|GEN|OBJCOPY|CALL|LDS|UPD|SYNC)\s+(\S+)`)
 )
 
 // compile runs make bzImage, teeing output to logPath and progress lines to
@@ -476,10 +476,10 @@ func compile(ctx context.Context, src, outDir string, jobs int, env []string, lo
 			line := sc.Text()
 			fmt.Fprintln(lf, line)
 			tail.add(line)
-			if m := progressRe.FindStringSubmatch(line); m != nil {
+			if m := progressRe().FindStringSubmatch(line); m != nil {
 				log.Progress(m[1] + " " + m[2])
 			}
-			if m := errorLineRe.FindStringSubmatch(line); m != nil && firstFile == "" {
+			if m := errorLineRe().FindStringSubmatch(line); m != nil && firstFile == "" {
 				firstFile, firstErr = m[1]+":"+m[2], m[3]
 			}
 		}

@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -21,8 +21,8 @@ type Option struct {
 }
 
 var (
-	setRe   = regexp.MustCompile(`^CONFIG_([A-Za-z0-9_]+)=(.*)$`)
-	unsetRe = regexp.MustCompile(`^# CONFIG_([A-Za-z0-9_]+) is not set$`)
+	setRe   = lazyre.New(`^CONFIG_([A-Za-z0-9_]+)=(.*)$`)
+	unsetRe = lazyre.New(`^# CONFIG_([A-Za-z0-9_]+) is not set$`)
 )
 
 // ParseFragment reads a config fragment. Lines are CONFIG_X=value,
@@ -37,14 +37,14 @@ func ParseFragment(path string) ([]Option, error) {
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		from := fmt.Sprintf("%s:%d", filepath.Base(path), i+1)
-		if m := setRe.FindStringSubmatch(line); m != nil {
+		if m := setRe().FindStringSubmatch(line); m != nil {
 			if m[2] == "" {
 				return nil, fmt.Errorf("config fragment %s: CONFIG_%s has no value", from, m[1])
 			}
 			opts = append(opts, Option{Name: m[1], Value: m[2], From: from})
 			continue
 		}
-		if m := unsetRe.FindStringSubmatch(line); m != nil {
+		if m := unsetRe().FindStringSubmatch(line); m != nil {
 			opts = append(opts, Option{Name: m[1], Value: "n", From: from})
 			continue
 		}
@@ -83,9 +83,9 @@ func ReadConfig(path string) (map[string]string, error) {
 	vals := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		if m := setRe.FindStringSubmatch(sc.Text()); m != nil {
+		if m := setRe().FindStringSubmatch(sc.Text()); m != nil {
 			vals[m[1]] = m[2]
-		} else if m := unsetRe.FindStringSubmatch(sc.Text()); m != nil {
+		} else if m := unsetRe().FindStringSubmatch(sc.Text()); m != nil {
 			vals[m[1]] = "n"
 		}
 	}
@@ -152,10 +152,10 @@ func Configure(ctx context.Context, srcDir, outDir string, want []Option, env []
 	}
 	var buf bytes.Buffer
 	for _, line := range strings.Split(string(data), "\n") {
-		if m := setRe.FindStringSubmatch(line); m != nil && requested[m[1]] {
+		if m := setRe().FindStringSubmatch(line); m != nil && requested[m[1]] {
 			continue
 		}
-		if m := unsetRe.FindStringSubmatch(line); m != nil && requested[m[1]] {
+		if m := unsetRe().FindStringSubmatch(line); m != nil && requested[m[1]] {
 			continue
 		}
 		if line != "" {

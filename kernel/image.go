@@ -8,10 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -101,13 +101,13 @@ func bzImageRelease(path string) (string, error) {
 
 // debianKernelPackageRe matches the packages a Debian kernel is split into;
 // dependencies outside it (initramfs tools, apparmor) are not followed.
-var debianKernelPackageRe = regexp.MustCompile(`^linux-(image|binary|modules|base)-`)
+var debianKernelPackageRe = lazyre.New(`^linux-(image|binary|modules|base)-`)
 
 // resolveDebianImage fetches a Debian kernel package and the kernel
 // packages it depends on, and extracts them once into src/img-<digest>.
 func resolveDebianImage(ctx context.Context, c *Cache, arg string, log Logger) (*Image, error) {
 	pkg, pin, _ := strings.Cut(arg, "=")
-	if !debianKernelPackageRe.MatchString(pkg) {
+	if !debianKernelPackageRe().MatchString(pkg) {
 		return nil, fmt.Errorf("%w: image debian:%s: want a linux-image-*, linux-binary-* or linux-modules-* package", ErrBadSpec, arg)
 	}
 	var debs []debFile
@@ -231,7 +231,7 @@ func kernelDepends(field string) [][2]string {
 		alt, _, _ := strings.Cut(group, "|")
 		alt = strings.TrimSpace(alt)
 		name, rest, _ := strings.Cut(alt, " ")
-		if !debianKernelPackageRe.MatchString(name) {
+		if !debianKernelPackageRe().MatchString(name) {
 			continue
 		}
 		pin := ""

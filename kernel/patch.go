@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"mime"
 	"net/mail"
 	"os"
@@ -159,9 +160,9 @@ func loadPatchFile(path string) (*Patch, error) {
 }
 
 var (
-	diffGitRe  = regexp.MustCompile(`(?m)^diff --git a/(\S+) b/(\S+)$`)
-	plusFileRe = regexp.MustCompile(`(?m)^\+\+\+ (?:b/)?(\S+)`)
-	subjTagRe  = regexp.MustCompile(`^\[[^\]]*\]\s*`)
+	diffGitRe  = lazyre.New(`(?m)^diff --git a/(\S+) b/(\S+)$`)
+	plusFileRe = lazyre.New(`(?m)^\+\+\+ (?:b/)?(\S+)`)
+	subjTagRe  = lazyre.New(`^\[[^\]]*\]\s*`)
 )
 
 // ParsePatch reads one patch text (a mail made by git format-patch, or a
@@ -187,12 +188,12 @@ func parsePatch(name string, data []byte) (*Patch, error) {
 			p.Files = append(p.Files, f)
 		}
 	}
-	for _, m := range diffGitRe.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range diffGitRe().FindAllStringSubmatch(string(data), -1) {
 		add(m[1])
 		add(m[2])
 	}
 	if len(p.Files) == 0 {
-		for _, m := range plusFileRe.FindAllStringSubmatch(string(data), -1) {
+		for _, m := range plusFileRe().FindAllStringSubmatch(string(data), -1) {
 			add(m[1])
 		}
 	}
@@ -234,15 +235,15 @@ func mailHeader(data []byte) (subject, author string) {
 	} else if s, err := dec.DecodeHeader(author); err == nil {
 		author = s
 	}
-	return subjTagRe.ReplaceAllString(subject, ""), author
+	return subjTagRe().ReplaceAllString(subject, ""), author
 }
 
-var mboxFromRe = regexp.MustCompile(`(?m)^From [^\s]+ .*\d{4}$|^From [0-9a-f]{40} `)
+var mboxFromRe = lazyre.New(`(?m)^From [^\s]+ .*\d{4}$|^From [0-9a-f]{40} `)
 
 // splitMbox splits an mbox into patches, skipping messages without a diff
 // (the cover letter).
 func splitMbox(name string, data []byte) ([]Patch, error) {
-	locs := mboxFromRe.FindAllIndex(data, -1)
+	locs := mboxFromRe().FindAllIndex(data, -1)
 	if len(locs) == 0 {
 		p, err := parsePatch(name, data)
 		if err != nil {
@@ -257,7 +258,7 @@ func splitMbox(name string, data []byte) ([]Patch, error) {
 			end = locs[i+1][0]
 		}
 		msg := data[loc[0]:end]
-		if !diffGitRe.Match(msg) && !plusFileRe.Match(msg) {
+		if !diffGitRe().Match(msg) && !plusFileRe().Match(msg) {
 			continue // cover letter or reply
 		}
 		subj, _ := mailHeader(msg)
@@ -398,13 +399,13 @@ func Apply(ctx context.Context, dir, gitDir string, s *Series) ([]string, error)
 	return touched, nil
 }
 
-var applyFailRe = regexp.MustCompile(`error: patch failed: (\S+):(\d+)`)
+var applyFailRe = lazyre.New(`error: patch failed: (\S+):(\d+)`)
 
 // conflict builds an ApplyError from git apply's complaint, naming the file
 // and the hunk (its ordinal within that file and its header).
 func conflict(p Patch, out []byte) error {
 	e := &ApplyError{Patch: p.Name, Detail: lastLine(out)}
-	m := applyFailRe.FindSubmatch(out)
+	m := applyFailRe().FindSubmatch(out)
 	if m == nil {
 		if f := regexp.MustCompile(`error: (\S+): No such file or directory`).FindSubmatch(out); f != nil {
 			e.File = string(f[1]) + " (missing in the tree)"

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"io"
 	"io/fs"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -44,16 +44,16 @@ func splitGitSpec(arg string) (repo, rev string) {
 }
 
 // scpLikeRe matches git's scp-like remote syntax, user@host:path.
-var scpLikeRe = regexp.MustCompile(`^[^-/@:][^/@:]*@[^/:]+:`)
+var scpLikeRe = lazyre.New(`^[^-/@:][^/@:]*@[^/:]+:`)
 
 // isGitURL tells a remote repository from a local path.
 func isGitURL(repo string) bool {
-	return strings.Contains(repo, "://") || scpLikeRe.MatchString(repo)
+	return strings.Contains(repo, "://") || scpLikeRe().MatchString(repo)
 }
 
 var (
-	fullCommitRe   = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
-	abbrevCommitRe = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+	fullCommitRe   = lazyre.New(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	abbrevCommitRe = lazyre.New(`^[0-9a-f]{7,64}$`)
 )
 
 // fetchRemote returns the cache's mirror of url (a bare repository,
@@ -110,7 +110,7 @@ func fetchRemote(ctx context.Context, c *Cache, url, rev string, log Logger) (mi
 // good: a tag fetched before, or a commit id. It returns "" otherwise.
 func cachedCommit(ctx context.Context, mirror, rev string) string {
 	names := []string{"refs/fusevm/tags/" + strings.TrimPrefix(strings.TrimPrefix(rev, "refs/"), "tags/")}
-	if abbrevCommitRe.MatchString(rev) {
+	if abbrevCommitRe().MatchString(rev) {
 		names = append(names, rev)
 	}
 	for _, name := range names {
@@ -141,9 +141,9 @@ func remoteRef(ctx context.Context, mirror, url, rev string) (string, error) {
 		}
 	}
 	switch {
-	case fullCommitRe.MatchString(rev):
+	case fullCommitRe().MatchString(rev):
 		return "", nil
-	case abbrevCommitRe.MatchString(rev):
+	case abbrevCommitRe().MatchString(rev):
 		return "", fmt.Errorf("revision %s not found at %s (an abbreviated commit id is known only once fetched: give the full id)", rev, url)
 	}
 	return "", fmt.Errorf("revision %s not found at %s", rev, url)

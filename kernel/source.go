@@ -8,11 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -355,13 +355,13 @@ func gitOut(ctx context.Context, repo string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var sha256Re = lazyre.New(`^[0-9a-f]{64}$`)
 
 // resolveTarball extracts a local or downloaded tarball.
 func resolveTarball(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, error) {
 	loc, frag, _ := strings.Cut(arg, "#")
 	want := strings.TrimPrefix(frag, "sha256=")
-	if frag != "" && (!strings.HasPrefix(frag, "sha256=") || !sha256Re.MatchString(want)) {
+	if frag != "" && (!strings.HasPrefix(frag, "sha256=") || !sha256Re().MatchString(want)) {
 		return nil, fmt.Errorf("source tarball:%s: digest must be #sha256=<64 lowercase hex digits>", arg)
 	}
 	path, sum := loc, want
@@ -489,14 +489,14 @@ func ensureExtracted(ctx context.Context, c *Cache, id string, log Logger, what 
 // Debian suites searched for linux-source-X.Y packages.
 var debianSuites = []string{"trixie", "trixie-backports", "forky", "sid"}
 
-var debianVersionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+var debianVersionRe = lazyre.New(`^[0-9]+\.[0-9]+$`)
 
 // resolveDebian fetches linux-source-X.Y with apt under a private sources
 // list and state directory (the system's apt configuration is only read, to
 // learn its mirror) and extracts the tarball it ships.
 func resolveDebian(ctx context.Context, c *Cache, arg string, log Logger) (*Tree, error) {
 	series, pin, _ := strings.Cut(arg, "=")
-	if !debianVersionRe.MatchString(series) {
+	if !debianVersionRe().MatchString(series) {
 		return nil, fmt.Errorf("%w debian:%s: want debian:X.Y (e.g. debian:7.3) or debian:X.Y=PACKAGE-VERSION", ErrBadSpec, arg)
 	}
 	pkg := "linux-source-" + series

@@ -3,11 +3,11 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -72,7 +72,7 @@ func checkDigests(dir string, need ...string) error {
 			continue
 		}
 		want, name, ok := strings.Cut(line, "  ")
-		if !ok || !sha256Re.MatchString(want) || name == "" {
+		if !ok || !sha256Re().MatchString(want) || name == "" {
 			return &DamageError{File: digestsFile, Why: "unreadable"}
 		}
 		listed[name] = true
@@ -181,7 +181,7 @@ type fileUse struct {
 	size     int64
 }
 
-var initramfsNameRe = regexp.MustCompile(`^([0-9a-f]{24})\.cpio$`)
+var initramfsNameRe = lazyre.New(`^([0-9a-f]{24})\.cpio$`)
 
 // Verify lists every cache entry with its kind, size and last use, checks
 // the digests of those that have them, and says which ones are locked. It
@@ -214,10 +214,10 @@ func (c *Cache) check(e EntryStatus) (checked bool, damage error) {
 		return true, loadMeta(artifactAt(c, base))
 	case e.Kind == "src" && strings.HasPrefix(base, imageIDPrefix):
 		return true, checkDigests(c.Path(e.Name, "linux"))
-	case e.Kind == "downloads" && sha256Re.MatchString(base):
+	case e.Kind == "downloads" && sha256Re().MatchString(base):
 		return true, checkNamedBy(c.Path(e.Name), base)
-	case e.Kind == "initramfs" && initramfsNameRe.MatchString(base):
-		return true, checkNamedBy(c.Path(e.Name), initramfsNameRe.FindStringSubmatch(base)[1])
+	case e.Kind == "initramfs" && initramfsNameRe().MatchString(base):
+		return true, checkNamedBy(c.Path(e.Name), initramfsNameRe().FindStringSubmatch(base)[1])
 	}
 	return false, nil
 }

@@ -2,7 +2,7 @@ package mutate
 
 import (
 	"fmt"
-	"regexp"
+	"fusevm/internal/lazyre"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +28,7 @@ type hunkLine struct {
 	text string
 }
 
-var hunkHeaderRe = regexp.MustCompile(`^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)$`)
+var hunkHeaderRe = lazyre.New(`^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@ ?(.*)$`)
 
 // parseDiff reads the file diffs of a patch text. Hunks are read by their
 // line counts, so a mail signature ("-- ") after the last one is not taken
@@ -52,7 +52,7 @@ func parseDiff(data string) ([]*fileDiff, error) {
 		switch {
 		case strings.HasPrefix(l, "diff --git "):
 			cur = &fileDiff{}
-			if m := diffGitLineRe.FindStringSubmatch(l); m != nil {
+			if m := diffGitLineRe().FindStringSubmatch(l); m != nil {
 				cur.oldPath, cur.newPath = m[1], m[2]
 			}
 			out = append(out, cur)
@@ -65,7 +65,7 @@ func parseDiff(data string) ([]*fileDiff, error) {
 			cur.newPath = path(lines[i+1][4:], "b/")
 			i++
 		case strings.HasPrefix(l, "@@ -") && cur != nil:
-			m := hunkHeaderRe.FindStringSubmatch(l)
+			m := hunkHeaderRe().FindStringSubmatch(l)
 			if m == nil {
 				return nil, fmt.Errorf("bad hunk header %q", l)
 			}
@@ -114,7 +114,7 @@ func parseDiff(data string) ([]*fileDiff, error) {
 	return out, nil
 }
 
-var diffGitLineRe = regexp.MustCompile(`^diff --git a/(\S+) b/(\S+)$`)
+var diffGitLineRe = lazyre.New(`^diff --git a/(\S+) b/(\S+)$`)
 
 // fline is one line of a file that some hunk of the series shows. Its
 // identity (the pointer) follows the line through later patches; no is its

@@ -3,6 +3,7 @@ package mutate
 import (
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -153,13 +154,13 @@ func sameCode(a, b string) bool {
 	return strings.Join(strings.Fields(a), " ") == strings.Join(strings.Fields(b), " ")
 }
 
-var entryHeaderRe = regexp.MustCompile(`^\s*\[\[\s*equivalent\s*\]\]`)
+var entryHeaderRe = lazyre.New(`^\s*\[\[\s*equivalent\s*\]\]`)
 
 // entryLines returns the index (0-based) of each [[equivalent]] header.
 func entryLines(text []string) []int {
 	var out []int
 	for i, l := range text {
-		if entryHeaderRe.MatchString(l) {
+		if entryHeaderRe().MatchString(l) {
 			out = append(out, i)
 		}
 	}

@@ -1,7 +1,7 @@
 package mutate
 
 import (
-	"regexp"
+	"fusevm/internal/lazyre"
 	"sort"
 	"strings"
 )
@@ -166,7 +166,7 @@ type unit struct {
 	conds     []cond
 }
 
-var funcHeaderRe = regexp.MustCompile(`^(?:[A-Za-z_]\w*[\s*]+)+\**([A-Za-z_]\w*)\s*\(`)
+var funcHeaderRe = lazyre.New(`^(?:[A-Za-z_]\w*[\s*]+)+\**([A-Za-z_]\w*)\s*\(`)
 
 // funcName returns the function a column-0 header line opens, or "".
 func funcName(code string) string {
@@ -176,14 +176,14 @@ func funcName(code string) string {
 	if t := strings.TrimSpace(code); strings.HasSuffix(t, ";") {
 		return ""
 	}
-	m := funcHeaderRe.FindStringSubmatch(code)
+	m := funcHeaderRe().FindStringSubmatch(code)
 	if m == nil || cKeywords[m[1]] {
 		return ""
 	}
 	return m[1]
 }
 
-var labelRe = regexp.MustCompile(`^[A-Za-z_]\w*\s*:([^:]|$)`)
+var labelRe = lazyre.New(`^[A-Za-z_]\w*\s*:([^:]|$)`)
 
 var cKeywords = map[string]bool{"if": true, "while": true, "for": true, "switch": true, "return": true,
 	"sizeof": true, "do": true, "else": true, "case": true, "goto": true, "typeof": true}
@@ -261,7 +261,7 @@ func newUnit(patchIdx int, patchName, file string, h *hunk, post []*fline, fnSeq
 				in = true
 			case c[0] == '}':
 				closes = true
-			case labelRe.MatchString(c):
+			case labelRe().MatchString(c):
 			default:
 				leave()
 			}

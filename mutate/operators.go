@@ -1,7 +1,7 @@
 package mutate
 
 import (
-	"regexp"
+	"fusevm/internal/lazyre"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,7 +345,7 @@ func dropPut(u *unit, _ *genCtx) []*cand {
 	return out
 }
 
-var errnoRe = regexp.MustCompile(`^E[A-Z0-9]+$`)
+var errnoRe = lazyre.New(`^E[A-Z0-9]+$`)
 
 // retValue is the constant a return statement returns.
 type retValue struct {
@@ -369,7 +369,7 @@ func (u *unit) returns() []retValue {
 			if isZero(v[0].text) {
 				r.kind = "zero"
 			}
-		case len(v) == 2 && v[0].text == "-" && v[1].kind == tIdent && errnoRe.MatchString(v[1].text):
+		case len(v) == 2 && v[0].text == "-" && v[1].kind == tIdent && errnoRe().MatchString(v[1].text):
 			r.kind, r.errno = "errno", v[1].text
 		case len(v) == 2 && v[0].text == "-" && v[1].kind == tNumber && !isZero(v[1].text):
 			r.kind = "const"

@@ -38,8 +38,8 @@ package script
 import (
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"maps"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -167,18 +167,18 @@ var Headers = map[string]bool{"needs": true, "timeout": true, "description": tru
 const Any = "any"
 
 // ErrnoRe matches errno outcome names.
-var ErrnoRe = regexp.MustCompile(`^E[A-Z0-9]+$`)
+var ErrnoRe = lazyre.New(`^E[A-Z0-9]+$`)
 
 // MainConn is the name of the connection a mount without as=NAME mounts.
 const MainConn = "main"
 
 var (
-	nameRe  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`) // handles, connections, backing filesystems
-	claimRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	sizeRe  = regexp.MustCompile(`^[0-9]+[KMG]?$`)
-	refRe   = regexp.MustCompile(`^(\$.+|[0-9]+)$`)
+	nameRe  = lazyre.New(`^[a-z][a-z0-9_]*$`) // handles, connections, backing filesystems
+	claimRe = lazyre.New(`^[a-z][a-z0-9_]*$`)
+	sizeRe  = lazyre.New(`^[0-9]+[KMG]?$`)
+	refRe   = lazyre.New(`^(\$.+|[0-9]+)$`)
 	// growthRe is kernel-memory's at-most=$VAR+SIZE.
-	growthRe = regexp.MustCompile(`^\$[a-z][a-z0-9_]*\+[0-9]+[KMG]?$`)
+	growthRe = lazyre.New(`^\$[a-z][a-z0-9_]*\+[0-9]+[KMG]?$`)
 )
 
 // Error is a parse error at file:line.
@@ -234,7 +234,7 @@ func (sc *Scope) Parse(name, file, text string) (*Script, error) {
 				switch k {
 				case "needs":
 					for _, c := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
-						if !claimRe.MatchString(c) {
+						if !claimRe().MatchString(c) {
 							return nil, fail("bad claim name %q", c)
 						}
 						s.Needs = append(s.Needs, c)
@@ -345,7 +345,7 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 		for _, f := range flags {
 			v, ok := strings.CutPrefix(f, "as=")
 			switch {
-			case ok && !nameRe.MatchString(v):
+			case ok && !nameRe().MatchString(v):
 				return fmt.Errorf("bad name %q (want lower-case letters, digits and _)", v)
 			case ok:
 				name = v
@@ -385,8 +385,8 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 		}
 		k, v, _ := strings.Cut(flags[0], "=")
 		switch {
-		case k == "as" && nameRe.MatchString(v):
-		case k == "at-most" && growthRe.MatchString(v):
+		case k == "as" && nameRe().MatchString(v):
+		case k == "at-most" && growthRe().MatchString(v):
 		default:
 			return fmt.Errorf("unknown flag %q (want as=VAR or at-most=$VAR+SIZE)", flags[0])
 		}
@@ -394,7 +394,7 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 		for _, f := range flags {
 			k, v, ok := strings.Cut(f, "=")
 			switch {
-			case ok && (k == "is" || k == "not") && !refRe.MatchString(v):
+			case ok && (k == "is" || k == "not") && !refRe().MatchString(v):
 				return fmt.Errorf("%s=%s: want $VAR or a number", k, v)
 			case st.Op == "backing-ino" && (!ok || (k != "as" && k != "is" && k != "not")):
 				return fmt.Errorf("unknown flag %q (want as=VAR, is=REF, not=REF)", f)
@@ -532,14 +532,14 @@ func checkArgs(spec OpSpec, args []string) error {
 		bad := false
 		switch kind {
 		case Handle, Conn:
-			bad = quoted || !nameRe.MatchString(text)
+			bad = quoted || !nameRe().MatchString(text)
 		case Path:
 			bad = !validRel(text)
 		case BackingPath:
 			name, rel := SplitBackingPath(text)
-			bad = quoted || !validRel(rel) || (name != "" && !nameRe.MatchString(name))
+			bad = quoted || !validRel(rel) || (name != "" && !nameRe().MatchString(name))
 		case Size:
-			bad = quoted || !sizeRe.MatchString(text)
+			bad = quoted || !sizeRe().MatchString(text)
 		case Count:
 			n, err := strconv.Atoi(text)
 			bad = quoted || err != nil || n < 0
@@ -564,7 +564,7 @@ func parseOutcome(s string) (*Outcome, error) {
 	if claim, rest, ok := strings.Cut(s, "?"); ok {
 		a, b, ok := strings.Cut(rest, ":")
 		claim, a, b = strings.TrimSpace(claim), strings.TrimSpace(a), strings.TrimSpace(b)
-		if !ok || !claimRe.MatchString(claim) {
+		if !ok || !claimRe().MatchString(claim) {
 			return nil, fmt.Errorf("conditional outcome must be CLAIM ? OUTCOME : OUTCOME")
 		}
 		for _, x := range []string{a, b} {
@@ -581,7 +581,7 @@ func parseOutcome(s string) (*Outcome, error) {
 }
 
 func checkOutcome(s string) error {
-	if s == "ok" || s == Any || ErrnoRe.MatchString(s) {
+	if s == "ok" || s == Any || ErrnoRe().MatchString(s) {
 		return nil
 	}
 	return fmt.Errorf("bad outcome %q (want ok, any, or an errno like EIO)", s)
@@ -589,7 +589,7 @@ func checkOutcome(s string) error {
 
 // ParseSize parses 4096, 16K, 16M or 1G.
 func ParseSize(s string) (int64, error) {
-	if !sizeRe.MatchString(s) {
+	if !sizeRe().MatchString(s) {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	mult := int64(1)

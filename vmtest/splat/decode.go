@@ -6,8 +6,8 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"fusevm/internal/lazyre"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,8 +102,8 @@ func (f stackFrame) pc(syms map[string][]elf.Symbol) (uint64, bool) {
 }
 
 var (
-	symFrameRe = regexp.MustCompile(`^(?:RIP: \w+:|\s*)(?:\[<[0-9a-f]+>\] )?([A-Za-z_][\w.]*)\+0x([0-9a-f]+)/0x([0-9a-f]+)`)
-	rawFrameRe = regexp.MustCompile(`^(?:RIP: \w+:|\s*)(?:\? )?(0xffffffff[0-9a-f]{8})\b`)
+	symFrameRe = lazyre.New(`^(?:RIP: \w+:|\s*)(?:\[<[0-9a-f]+>\] )?([A-Za-z_][\w.]*)\+0x([0-9a-f]+)/0x([0-9a-f]+)`)
+	rawFrameRe = lazyre.New(`^(?:RIP: \w+:|\s*)(?:\? )?(0xffffffff[0-9a-f]{8})\b`)
 )
 
 // stackFrames reads the RIP and the reliable call-trace frames of a report
@@ -114,19 +114,19 @@ func stackFrames(text string) []stackFrame {
 	seen := map[string]bool{}
 	for _, raw := range strings.Split(text, "\n") {
 		msg := raw
-		if loc := printkPrefix.FindStringIndex(raw); loc != nil {
+		if loc := printkPrefix().FindStringIndex(raw); loc != nil {
 			msg = raw[loc[1]:]
 		}
 		rip := strings.HasPrefix(msg, "RIP: ")
-		if !rip && strings.HasPrefix(strings.TrimSpace(msg), "? ") && !rawFrameRe.MatchString(msg) {
+		if !rip && strings.HasPrefix(strings.TrimSpace(msg), "? ") && !rawFrameRe().MatchString(msg) {
 			continue
 		}
 		var f stackFrame
-		if m := symFrameRe.FindStringSubmatch(msg); m != nil {
+		if m := symFrameRe().FindStringSubmatch(msg); m != nil {
 			off, _ := strconv.ParseUint(m[2], 16, 64)
 			size, _ := strconv.ParseUint(m[3], 16, 64)
 			f = stackFrame{text: fmt.Sprintf("%s+0x%s/0x%s", m[1], m[2], m[3]), fn: m[1], off: off, size: size}
-		} else if m := rawFrameRe.FindStringSubmatch(msg); m != nil {
+		} else if m := rawFrameRe().FindStringSubmatch(msg); m != nil {
 			addr, _ := strconv.ParseUint(m[1][2:], 16, 64)
 			f = stackFrame{text: m[1], addr: addr}
 		} else {

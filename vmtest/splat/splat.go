@@ -1,6 +1,7 @@
 package splat
 
 import (
+	"fusevm/internal/lazyre"
 	"regexp"
 	"strings"
 )
@@ -59,7 +60,7 @@ func ScanByScenario(console []byte) map[string][]Report {
 			if ln.off > r.Offset {
 				break
 			}
-			if m := markerRe.FindStringSubmatch(ln.msg); m != nil {
+			if m := markerRe().FindStringSubmatch(ln.msg); m != nil {
 				if m[2] == "start" {
 					name = m[1]
 				} else if m[1] == name {
@@ -73,7 +74,7 @@ func ScanByScenario(console []byte) map[string][]Report {
 }
 
 // markerRe matches the agent's scenario markers.
-var markerRe = regexp.MustCompile(`^fusevm: scenario (\S+) (start|end)\s*$`)
+var markerRe = lazyre.New(`^fusevm: scenario (\S+) (start|end)\s*$`)
 
 // line is one console line.
 type line struct {
@@ -86,7 +87,7 @@ type line struct {
 // printkPrefix matches "[    1.234567] " and "[    1.234567][    T1] ". It
 // is searched anywhere in a line: userspace writing to the console at the
 // same moment can leave its text before the kernel's record.
-var printkPrefix = regexp.MustCompile(`(?:<\d>)?\[\s*\d+\.\d{6}\](?:\[\s*[CT]\d+\])? ?`)
+var printkPrefix = lazyre.New(`(?:<\d>)?\[\s*\d+\.\d{6}\](?:\[\s*[CT]\d+\])? ?`)
 
 type scanner struct {
 	console []byte
@@ -107,7 +108,7 @@ func newScanner(console []byte) *scanner {
 		raw := strings.ReplaceAll(string(console[off:end]), "\r", "")
 		msg := raw
 		stamp := false
-		if loc := printkPrefix.FindStringIndex(raw); loc != nil {
+		if loc := printkPrefix().FindStringIndex(raw); loc != nil {
 			msg, stamp = raw[loc[1]:], true
 			s.stamped = true
 		}
@@ -129,10 +130,10 @@ const (
 
 // matcher recognises the first line of one splat shape.
 type matcher struct {
-	re    *regexp.Regexp
+	re    func() *regexp.Regexp
 	kind  Kind
-	shape bool           // confirm with a kernel-shaped line below
-	above *regexp.Regexp // include preceding lines up to one matching this
+	shape bool                  // confirm with a kernel-shaped line below
+	above func() *regexp.Regexp // include preceding lines up to one matching this
 	end   endRule
 	title func(s *scanner, b block, m []string) string
 }
@@ -143,27 +144,27 @@ type block struct {
 }
 
 var (
-	rulerRe   = regexp.MustCompile(`^={20,}\s*$`)
-	cutHereRe = regexp.MustCompile(`^-+\[ cut here \]-+\s*$`)
-	frameUpRe = regexp.MustCompile(`^(?:={20,}|-+\[ cut here \]-+)\s*$`)
-	shapeRe   = regexp.MustCompile(`^(?:CPU: \d+ |Call Trace:|RIP: |Hardware name: )`)
-	ripRe     = regexp.MustCompile(`^RIP: \w+:.*?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+`)
-	frameRe   = regexp.MustCompile(`^\s*(\? )?(?:\[<[0-9a-f]+>\] )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+`)
-	lockAtRe  = regexp.MustCompile(`\bat: ([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+`)
-	accessRe  = regexp.MustCompile(`^(Read|Write) of size \d+`)
-	rcuLocRe  = regexp.MustCompile(`^(\S+:\d+) suspicious `)
+	rulerRe   = lazyre.New(`^={20,}\s*$`)
+	cutHereRe = lazyre.New(`^-+\[ cut here \]-+\s*$`)
+	frameUpRe = lazyre.New(`^(?:={20,}|-+\[ cut here \]-+)\s*$`)
+	shapeRe   = lazyre.New(`^(?:CPU: \d+ |Call Trace:|RIP: |Hardware name: )`)
+	ripRe     = lazyre.New(`^RIP: \w+:.*?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+`)
+	frameRe   = lazyre.New(`^\s*(\? )?(?:\[<[0-9a-f]+>\] )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+`)
+	lockAtRe  = lazyre.New(`\bat: ([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+`)
+	accessRe  = lazyre.New(`^(Read|Write) of size \d+`)
+	rcuLocRe  = lazyre.New(`^(\S+:\d+) suspicious `)
 	// dataCorruptionRe matches CHECK_DATA_CORRUPTION messages of list debugging.
-	dataCorruptionRe = regexp.MustCompile(`^list_(?:add|del) corruption`)
+	dataCorruptionRe = lazyre.New(`^list_(?:add|del) corruption`)
 )
 
 // matchers in priority order: specific shapes before generic ones.
 var matchers = []*matcher{
 	{
-		re: regexp.MustCompile(`^BUG: KASAN: ([\w-]+) in ([A-Za-z_][\w.]*)`), kind: KASAN,
+		re: lazyre.New(`^BUG: KASAN: ([\w-]+) in ([A-Za-z_][\w.]*)`), kind: KASAN,
 		above: rulerRe, end: endRuler,
 		title: func(s *scanner, b block, m []string) string {
 			for i := b.head + 1; i < b.end && i <= b.head+6; i++ {
-				if a := accessRe.FindStringSubmatch(s.lines[i].msg); a != nil {
+				if a := accessRe().FindStringSubmatch(s.lines[i].msg); a != nil {
 					return "KASAN: " + m[1] + " " + a[1] + " in " + fn(m[2])
 				}
 			}
@@ -171,12 +172,12 @@ var matchers = []*matcher{
 		},
 	},
 	{
-		re: regexp.MustCompile(`^BUG: KFENCE: (.+?) in ([A-Za-z_][\w.]*)`), kind: KFENCE,
+		re: lazyre.New(`^BUG: KFENCE: (.+?) in ([A-Za-z_][\w.]*)`), kind: KFENCE,
 		above: rulerRe, end: endRuler,
 		title: func(s *scanner, b block, m []string) string { return "KFENCE: " + m[1] + " in " + fn(m[2]) },
 	},
 	{
-		re: regexp.MustCompile(`^UBSAN: ([\w-]+) in (\S+)`), kind: UBSAN,
+		re: lazyre.New(`^UBSAN: ([\w-]+) in (\S+)`), kind: UBSAN,
 		above: frameUpRe, end: endRuler,
 		title: func(s *scanner, b block, m []string) string {
 			if f := s.firstFrame(b); f != "" {
@@ -186,13 +187,13 @@ var matchers = []*matcher{
 		},
 	},
 	{
-		re:   regexp.MustCompile(`^WARNING: (possible circular locking dependency detected|possible recursive locking detected|possible irq lock inversion dependency detected|\S+ lock order detected|inconsistent lock state|bad unlock balance detected!|held lock freed!|lock held when returning to user space!|suspicious RCU usage)`),
+		re:   lazyre.New(`^WARNING: (possible circular locking dependency detected|possible recursive locking detected|possible irq lock inversion dependency detected|\S+ lock order detected|inconsistent lock state|bad unlock balance detected!|held lock freed!|lock held when returning to user space!|suspicious RCU usage)`),
 		kind: Lockdep, above: rulerRe, end: endTask,
 		title: func(s *scanner, b block, m []string) string {
 			what := m[1]
 			if what == "suspicious RCU usage" {
 				for i := b.head + 1; i < b.end && i <= b.head+5; i++ {
-					if l := rcuLocRe.FindStringSubmatch(s.lines[i].msg); l != nil {
+					if l := rcuLocRe().FindStringSubmatch(s.lines[i].msg); l != nil {
 						return "suspicious RCU usage at " + l[1]
 					}
 				}
@@ -212,7 +213,7 @@ var matchers = []*matcher{
 		// "WARNING: CPU: 0 PID: 1 at fs/fuse/iomode.c:12 fuse_x+0x1/0x2",
 		// the newer "WARNING: fs/fuse/iomode.c:12 at fuse_x+0x1/0x2, CPU#0: a/1"
 		// and, without KALLSYMS, "WARNING: fs/fuse/iomode.c:12 at 0xffffffff8116c23b, CPU#0: a/1".
-		re:   regexp.MustCompile(`^WARNING: (?:CPU: \d+ (?:UID: \d+ )?PID: \d+ at (\S+) ([A-Za-z_][\w.]*)|(\S+:\d+) at (?:([A-Za-z_][\w.]*)\+0x|0x[0-9a-f]+,))`),
+		re:   lazyre.New(`^WARNING: (?:CPU: \d+ (?:UID: \d+ )?PID: \d+ at (\S+) ([A-Za-z_][\w.]*)|(\S+:\d+) at (?:([A-Za-z_][\w.]*)\+0x|0x[0-9a-f]+,))`),
 		kind: WARNING, above: cutHereRe, end: endTrace,
 		title: func(s *scanner, b block, m []string) string {
 			loc, f := m[1]+m[3], m[2]+m[4]
@@ -232,7 +233,7 @@ var matchers = []*matcher{
 		},
 	},
 	{
-		re: regexp.MustCompile(`^kernel BUG at (\S+?)!?$`), kind: BUG, above: cutHereRe, end: endTrace,
+		re: lazyre.New(`^kernel BUG at (\S+?)!?$`), kind: BUG, above: cutHereRe, end: endTrace,
 		title: func(s *scanner, b block, m []string) string {
 			f := s.ripFunc(b)
 			if f != "" && skipFrame(f) {
@@ -250,41 +251,41 @@ var matchers = []*matcher{
 		},
 	},
 	{
-		re: regexp.MustCompile(`^BUG: (?:kernel NULL pointer dereference|unable to handle kernel NULL pointer dereference)`), kind: Oops, end: endTrace,
+		re: lazyre.New(`^BUG: (?:kernel NULL pointer dereference|unable to handle kernel NULL pointer dereference)`), kind: Oops, end: endTrace,
 		title: func(s *scanner, b block, m []string) string {
 			return in("BUG: kernel NULL pointer dereference", s.ripFunc(b))
 		},
 	},
 	{
-		re: regexp.MustCompile(`^BUG: unable to handle (?:page fault|kernel paging request)`), kind: Oops, end: endTrace,
+		re: lazyre.New(`^BUG: unable to handle (?:page fault|kernel paging request)`), kind: Oops, end: endTrace,
 		title: func(s *scanner, b block, m []string) string {
 			return in("BUG: unable to handle kernel paging request", s.ripFunc(b))
 		},
 	},
 	{
-		re: regexp.MustCompile(`^(?:Oops: )?general protection fault`), kind: Oops, end: endTrace,
+		re: lazyre.New(`^(?:Oops: )?general protection fault`), kind: Oops, end: endTrace,
 		title: func(s *scanner, b block, m []string) string {
 			return in("general protection fault", s.ripFunc(b))
 		},
 	},
 	{
-		re: regexp.MustCompile(`^(?:watchdog: )?BUG: soft lockup - CPU#\d+ stuck`), kind: Lockup, end: endTask,
+		re: lazyre.New(`^(?:watchdog: )?BUG: soft lockup - CPU#\d+ stuck`), kind: Lockup, end: endTask,
 		title: func(s *scanner, b block, m []string) string { return in("BUG: soft lockup", s.ripFunc(b)) },
 	},
 	{
-		re: regexp.MustCompile(`^(?:watchdog: )?(?:Watchdog detected hard LOCKUP|CPU\d+: Watchdog detected hard LOCKUP)`), kind: Lockup, end: endTask,
+		re: lazyre.New(`^(?:watchdog: )?(?:Watchdog detected hard LOCKUP|CPU\d+: Watchdog detected hard LOCKUP)`), kind: Lockup, end: endTask,
 		title: func(s *scanner, b block, m []string) string { return in("BUG: hard lockup", s.ripFunc(b)) },
 	},
 	{
-		re: regexp.MustCompile(`^BUG: workqueue lockup`), kind: Lockup, end: endTask,
+		re: lazyre.New(`^BUG: workqueue lockup`), kind: Lockup, end: endTask,
 		title: func(s *scanner, b block, m []string) string { return "BUG: workqueue lockup" },
 	},
 	{
-		re: regexp.MustCompile(`^BUG: (sleeping function called from invalid context|scheduling while atomic)`), kind: BUG, end: endTask,
+		re: lazyre.New(`^BUG: (sleeping function called from invalid context|scheduling while atomic)`), kind: BUG, end: endTask,
 		title: func(s *scanner, b block, m []string) string { return in("BUG: "+m[1], s.firstFrame(b)) },
 	},
 	{
-		re: regexp.MustCompile(`^(?:rcu: )?INFO: \w+ (?:detected (?:expedited )?stalls?|self-detected stall)`), kind: RCUStall, end: endTask,
+		re: lazyre.New(`^(?:rcu: )?INFO: \w+ (?:detected (?:expedited )?stalls?|self-detected stall)`), kind: RCUStall, end: endTask,
 		title: func(s *scanner, b block, m []string) string {
 			f := s.ripFunc(b)
 			if f == "" || skipFrame(f) {
@@ -294,11 +295,11 @@ var matchers = []*matcher{
 		},
 	},
 	{
-		re: regexp.MustCompile(`^INFO: task \S+:\d+ blocked for more than \d+ seconds`), kind: HungTask, end: endTask,
+		re: lazyre.New(`^INFO: task \S+:\d+ blocked for more than \d+ seconds`), kind: HungTask, end: endTask,
 		title: func(s *scanner, b block, m []string) string { return in("INFO: task hung", s.firstFrame(b)) },
 	},
 	{
-		re: regexp.MustCompile(`^Kernel panic - not syncing:? ?(.*)$`), kind: Panic, end: endPanic,
+		re: lazyre.New(`^Kernel panic - not syncing:? ?(.*)$`), kind: Panic, end: endPanic,
 		title: func(s *scanner, b block, m []string) string {
 			msg := strings.TrimSpace(m[1])
 			if i := strings.Index(msg, " exitcode="); i >= 0 {
@@ -314,18 +315,18 @@ var matchers = []*matcher{
 	},
 	{
 		// SLUB debug: "BUG kmalloc-64 (Not tainted): Poison overwritten".
-		re:   regexp.MustCompile(`^BUG ([\w-]+(?:\([^)]*\))?) \((?:Not tainted|Tainted: [^)]*)\): (.+)$`),
+		re:   lazyre.New(`^BUG ([\w-]+(?:\([^)]*\))?) \((?:Not tainted|Tainted: [^)]*)\): (.+)$`),
 		kind: BUG, above: rulerRe, end: endTask,
 		title: func(s *scanner, b block, m []string) string {
 			return "BUG: slab " + m[1] + ": " + strings.TrimSpace(m[2])
 		},
 	},
 	{
-		re: regexp.MustCompile(`^Oops: `), kind: Oops, shape: true, end: endTrace,
+		re: lazyre.New(`^Oops: `), kind: Oops, shape: true, end: endTrace,
 		title: func(s *scanner, b block, m []string) string { return in("Oops", s.ripFunc(b)) },
 	},
 	{
-		re: regexp.MustCompile(`^BUG: (.+)$`), kind: BUG, shape: true, end: endTask,
+		re: lazyre.New(`^BUG: (.+)$`), kind: BUG, shape: true, end: endTask,
 		title: func(s *scanner, b block, m []string) string {
 			msg := m[1]
 			for _, sep := range []string{", ", "  ", " - ", ": "} {
@@ -345,7 +346,7 @@ var matchers = []*matcher{
 // refcount_t and list corruption messages, lockup watchdogs, hung tasks,
 // RCU stalls, lockdep's own reports and a bare call trace. A line that
 // matches here but starts no known shape becomes an Unknown report.
-var reportStartRe = regexp.MustCompile(`^(?:-+\[ cut here \]-+|WARNING:|BUG[: ]|kernel BUG|Oops|general protection fault|Kernel panic|UBSAN:|refcount_t: |list_\w+ corruption|(?:NMI )?watchdog: (?:BUG|Watchdog detected)|\S+: Watchdog detected|Watchdog detected|INFO: task |INFO: rcu|INFO: trying to register non-static key|rcu: INFO:|rcu: \S.* stall|DEBUG_LOCKS_WARN_ON|Unable to handle kernel|Call Trace:|kernel tried to execute)`)
+var reportStartRe = lazyre.New(`^(?:-+\[ cut here \]-+|WARNING:|BUG[: ]|kernel BUG|Oops|general protection fault|Kernel panic|UBSAN:|refcount_t: |list_\w+ corruption|(?:NMI )?watchdog: (?:BUG|Watchdog detected)|\S+: Watchdog detected|Watchdog detected|INFO: task |INFO: rcu|INFO: trying to register non-static key|rcu: INFO:|rcu: \S.* stall|DEBUG_LOCKS_WARN_ON|Unable to handle kernel|Call Trace:|kernel tried to execute)`)
 
 // unknownMatcher frames an Unknown report: from its first line to the end
 // of the trace, or to where kernel-shaped lines stop.
@@ -353,7 +354,7 @@ var unknownMatcher = &matcher{
 	kind: Unknown, end: endTrace,
 	title: func(s *scanner, b block, m []string) string {
 		first := strings.TrimSpace(m[0])
-		if cutHereRe.MatchString(first) && b.head+1 < b.end {
+		if cutHereRe().MatchString(first) && b.head+1 < b.end {
 			// The marker says nothing; the line below it does.
 			first = strings.TrimSpace(s.lines[b.head+1].msg)
 		}
@@ -374,11 +375,11 @@ func (s *scanner) startsUnknown(i int) bool {
 		// console is userspace writing to it.
 		return false
 	}
-	if !reportStartRe.MatchString(s.lines[i].msg) {
+	if !reportStartRe().MatchString(s.lines[i].msg) {
 		return false
 	}
 	for k := i + 1; k < len(s.lines) && k <= i+5; k++ {
-		if markerRe.MatchString(s.lines[k].msg) {
+		if markerRe().MatchString(s.lines[k].msg) {
 			break
 		}
 		m, _ := s.match(k, nil)
@@ -386,7 +387,7 @@ func (s *scanner) startsUnknown(i int) bool {
 			continue
 		}
 		start := s.blockStart(k, m, 0)
-		if start-1 == i && start < k && dataCorruptionRe.MatchString(s.lines[i].msg) {
+		if start-1 == i && start < k && dataCorruptionRe().MatchString(s.lines[i].msg) {
 			start = i
 		}
 		return start > i
@@ -396,16 +397,16 @@ func (s *scanner) startsUnknown(i int) bool {
 
 // wedgedRe matches the headers of reports after which the guest will not
 // finish its scenario on its own: a task blocked in D state, an RCU stall.
-var wedgedRe = regexp.MustCompile(`^(?:INFO: task \S+:\d+ blocked for more than|(?:rcu: )?INFO: \w+ (?:detected (?:expedited )?stalls?|self-detected stall))`)
+var wedgedRe = lazyre.New(`^(?:INFO: task \S+:\d+ blocked for more than|(?:rcu: )?INFO: \w+ (?:detected (?:expedited )?stalls?|self-detected stall))`)
 
 // Wedged reports whether a console line is the header of a report after
 // which the guest will not finish its scenario on its own, so the host
 // may stop the VM once the report is printed.
 func Wedged(line string) bool {
-	if loc := printkPrefix.FindStringIndex(line); loc != nil {
+	if loc := printkPrefix().FindStringIndex(line); loc != nil {
 		line = line[loc[1]:]
 	}
-	return wedgedRe.MatchString(strings.TrimRight(line, "\r"))
+	return wedgedRe().MatchString(strings.TrimRight(line, "\r"))
 }
 
 // maxBlock bounds a splat's length in lines.
@@ -426,7 +427,7 @@ func (s *scanner) scan() []Report {
 			m, sub = unknownMatcher, []string{s.lines[i].msg}
 		}
 		b := block{head: i, start: s.blockStart(i, m, floor)}
-		if k := b.start - 1; k >= floor && b.start < i && dataCorruptionRe.MatchString(s.lines[k].msg) {
+		if k := b.start - 1; k >= floor && b.start < i && dataCorruptionRe().MatchString(s.lines[k].msg) {
 			// CHECK_DATA_CORRUPTION prints its message before BUG()'s
 			// "cut here".
 			b.start = k
@@ -461,7 +462,7 @@ func (s *scanner) match(i int, open *matcher) (*matcher, []string) {
 		return nil, nil
 	}
 	for _, m := range matchers {
-		sub := m.re.FindStringSubmatch(msg)
+		sub := m.re().FindStringSubmatch(msg)
 		if sub == nil {
 			continue
 		}
@@ -482,7 +483,7 @@ func (s *scanner) match(i int, open *matcher) (*matcher, []string) {
 // shaped reports whether a kernel-shaped line follows line i closely.
 func (s *scanner) shaped(i int) bool {
 	for k := i + 1; k < len(s.lines) && k <= i+40; k++ {
-		if shapeRe.MatchString(s.lines[k].msg) {
+		if shapeRe().MatchString(s.lines[k].msg) {
 			return true
 		}
 	}
@@ -496,10 +497,10 @@ func (s *scanner) blockStart(i int, m *matcher, floor int) int {
 		return i
 	}
 	for k := i - 1; k >= floor && k >= i-4; k-- {
-		if m.above.MatchString(s.lines[k].msg) {
+		if m.above().MatchString(s.lines[k].msg) {
 			return k
 		}
-		if markerRe.MatchString(s.lines[k].msg) {
+		if markerRe().MatchString(s.lines[k].msg) {
 			break
 		}
 	}
@@ -513,7 +514,7 @@ func (s *scanner) blockEnd(b block, m *matcher) int {
 	k := b.head + 1
 	for ; k < limit; k++ {
 		msg := s.lines[k].msg
-		if markerRe.MatchString(msg) {
+		if markerRe().MatchString(msg) {
 			break
 		}
 		if n, _ := s.match(k, m); n != nil {
@@ -529,7 +530,7 @@ func (s *scanner) blockEnd(b block, m *matcher) int {
 			if m.end == endPanic {
 				return k + 1
 			}
-		case m.end == endRuler && rulerRe.MatchString(msg):
+		case m.end == endRuler && rulerRe().MatchString(msg):
 			return k + 1
 		case strings.TrimSpace(msg) == "</TASK>":
 			lastTask = k + 1
@@ -559,20 +560,20 @@ func (s *scanner) trim(head, end int) int {
 		if ln.msg == "" {
 			break
 		}
-		if strings.HasPrefix(ln.msg, " ") || strings.HasPrefix(ln.msg, "\t") || frameRe.MatchString(ln.msg) ||
-			kernelLineRe.MatchString(ln.msg) {
+		if strings.HasPrefix(ln.msg, " ") || strings.HasPrefix(ln.msg, "\t") || frameRe().MatchString(ln.msg) ||
+			kernelLineRe().MatchString(ln.msg) {
 			last = k + 1
 		}
 	}
 	return last
 }
 
-var kernelLineRe = regexp.MustCompile(`^(?:CPU: |Hardware name: |Call Trace:|<\/?(?:TASK|IRQ|NMI|SOFTIRQ)>|RIP: |RSP: |R[A-Z0-9]{2}: |FS: |CS: |CR2: |DR[0-9]: |Code: |Modules linked in:|Kernel Offset:|Rebooting in|Workqueue: |Tainted: |#PF: |PGD |Oops: |\S+ #\d+ (?:Not tainted|Tainted))`)
+var kernelLineRe = lazyre.New(`^(?:CPU: |Hardware name: |Call Trace:|<\/?(?:TASK|IRQ|NMI|SOFTIRQ)>|RIP: |RSP: |R[A-Z0-9]{2}: |FS: |CS: |CR2: |DR[0-9]: |Code: |Modules linked in:|Kernel Offset:|Rebooting in|Workqueue: |Tainted: |#PF: |PGD |Oops: |\S+ #\d+ (?:Not tainted|Tainted))`)
 
 // ripFunc returns the function of the first RIP line of the block.
 func (s *scanner) ripFunc(b block) string {
 	for _, ln := range s.lines[b.head:b.end] {
-		if m := ripRe.FindStringSubmatch(ln.msg); m != nil {
+		if m := ripRe().FindStringSubmatch(ln.msg); m != nil {
 			return fn(m[1])
 		}
 	}
@@ -591,7 +592,7 @@ func (s *scanner) firstFrame(b block) string {
 		if !in {
 			continue
 		}
-		m := frameRe.FindStringSubmatch(ln.msg)
+		m := frameRe().FindStringSubmatch(ln.msg)
 		if m == nil || m[1] != "" {
 			continue
 		}
@@ -605,7 +606,7 @@ func (s *scanner) firstFrame(b block) string {
 // lockFunc returns the function of lockdep's first "at: f+0x" line.
 func (s *scanner) lockFunc(b block) string {
 	for _, ln := range s.lines[b.head:b.end] {
-		if m := lockAtRe.FindStringSubmatch(ln.msg); m != nil {
+		if m := lockAtRe().FindStringSubmatch(ln.msg); m != nil {
 			return fn(m[1])
 		}
 	}
@@ -621,7 +622,7 @@ func (s *scanner) messageTitle(b block, f string) string {
 	for k := b.start; k < b.head; k++ {
 		msg := s.lines[k].msg
 		switch {
-		case dataCorruptionRe.MatchString(msg):
+		case dataCorruptionRe().MatchString(msg):
 			return in("BUG: corrupted list", f)
 		case strings.HasPrefix(msg, "refcount_t: "):
 			return in("refcount bug", f)
@@ -695,7 +696,7 @@ func Section(console []byte, scenario string) []string {
 	var out []string
 	in := false
 	for _, ln := range s.lines {
-		if m := markerRe.FindStringSubmatch(ln.msg); m != nil && m[1] == scenario {
+		if m := markerRe().FindStringSubmatch(ln.msg); m != nil && m[1] == scenario {
 			in = m[2] == "start"
 			continue
 		}
