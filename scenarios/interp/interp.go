@@ -809,15 +809,18 @@ func (r *runner) mount(ctx context.Context, st *script.Step) (string, string) {
 	if noPT {
 		args = append(args, "--no-passthrough")
 	}
-	pid, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
+	keeper, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
 	if err != nil {
 		return outcome(err)
 	}
-	c.keeper = pid
+	c.keeper = keeper.PID
 	r.mu.Lock()
 	r.conns[name], r.cur = c, c
 	r.mu.Unlock()
-	if err := waitFile(ctx, ctl.KeeperSocket(c.stateDir)); err != nil {
+	if _, err := keeper.WaitReady(ctx); errors.Is(err, errExited) {
+		c.keeper = 0
+		return fail("keeper (pid %d) exited before serving; its error is on the console", keeper.PID)
+	} else if err != nil {
 		return fail("keeper did not come up: %v", err)
 	}
 	fc, err := mountedConn(c.mountDir)
@@ -852,23 +855,24 @@ func (r *runner) startDaemon(ctx context.Context, c *connection, fl []string) (s
 	if err != nil {
 		return fail("%v", err)
 	}
-	pid, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
+	daemon, err := r.env.Spawner.Start(append([]string{r.env.Daemon}, args...))
 	if err != nil {
 		return outcome(err)
 	}
-	c.daemon = pid
+	c.daemon = daemon.PID
 	c.gen++
 	// A daemon that exits before it serves (a bad flag, an ioctl of its
 	// start-up failing on a broken kernel) fails the step at once, not
 	// at the scenario's timeout.
-	wctx, cancel := untilExit(ctx, pid)
-	defer cancel()
-	if _, err := ctl.WaitServing(wctx, c.stateDir, c.gen); err != nil {
-		if ctx.Err() == nil && wctx.Err() != nil {
-			c.daemon = 0
-			return fail("daemon generation %d (pid %d) exited before serving; its error is on the console", c.gen, pid)
-		}
-		return fail("%v", err)
+	line, err := daemon.WaitReady(ctx)
+	switch {
+	case errors.Is(err, errExited):
+		c.daemon = 0
+		return fail("daemon generation %d (pid %d) exited before serving; its error is on the console", c.gen, daemon.PID)
+	case err != nil:
+		return fail("waiting for generation %d to serve: %v", c.gen, err)
+	case !strings.HasPrefix(line, "serving "):
+		return fail("daemon generation %d printed %q, not its serving line", c.gen, line)
 	}
 	return "ok", ""
 }
@@ -1150,17 +1154,4 @@ func (c fuseConn) alive() (bool, error) {
 		return false, fmt.Errorf("FUSE connection %d: %w", c.id, err)
 	}
 	return st.Ino == c.ino, nil
-}
-
-func waitFile(ctx context.Context, path string) error {
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -29,6 +30,9 @@ type Spawner struct {
 
 type spawnRequest struct {
 	Args []string `json:"args"`
+	// Stdout is a path the child's stdout is opened from (a pipe of the
+	// requester's, as /proc/PID/fd/N).
+	Stdout string `json:"stdout"`
 }
 
 type spawnReply struct {
@@ -56,12 +60,38 @@ func StartSpawner(self, arg string) (*Spawner, error) {
 	return &Spawner{enc: json.NewEncoder(in), dec: json.NewDecoder(bufio.NewReader(out))}, nil
 }
 
-// Start starts args[0] with args[1:] and returns its pid. Its output goes
-// to the console.
-func (s *Spawner) Start(args []string) (int, error) {
+// Child is a process the spawner started: a fusetestd keeper or daemon
+// generation, which prints one line on stdout once it serves. Its stdout
+// comes back through a pipe and goes on to the console; so its readiness
+// and its exit are events, not something to poll for.
+type Child struct {
+	PID   int
+	ready chan string   // the first line of its stdout
+	gone  chan struct{} // closed at the end of its stdout: it has exited
+}
+
+// Start starts args[0] with args[1:]. Its stdout and stderr go to the
+// console.
+func (s *Spawner) Start(args []string) (*Child, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("spawner: %w", err)
+	}
+	pid, err := s.request(spawnRequest{Args: args, Stdout: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), w.Fd())})
+	w.Close() // the child holds the only write end now
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	c := &Child{PID: pid, ready: make(chan string, 1), gone: make(chan struct{})}
+	go c.relay(r)
+	return c, nil
+}
+
+func (s *Spawner) request(req spawnRequest) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.enc.Encode(spawnRequest{Args: args}); err != nil {
+	if err := s.enc.Encode(req); err != nil {
 		return 0, fmt.Errorf("spawner: %w", err)
 	}
 	var rep spawnReply
@@ -72,6 +102,50 @@ func (s *Spawner) Start(args []string) (int, error) {
 		return 0, errors.New(rep.Error)
 	}
 	return rep.PID, nil
+}
+
+// relay copies the child's stdout to the console until the child exits
+// (reading on keeps a late write from failing with EPIPE), handing over
+// its first line.
+func (c *Child) relay(r *os.File) {
+	defer r.Close()
+	defer close(c.gone)
+	br := bufio.NewReader(r)
+	first := true
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			os.Stderr.WriteString(line)
+			if first && strings.HasSuffix(line, "\n") {
+				c.ready <- strings.TrimSuffix(line, "\n")
+				first = false
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// errExited is WaitReady's error when the child exited before its line.
+var errExited = errors.New("exited before serving")
+
+// WaitReady waits for the child's first line on stdout and returns it. It
+// fails with errExited as soon as the child exits without one.
+func (c *Child) WaitReady(ctx context.Context) (string, error) {
+	select {
+	case line := <-c.ready:
+		return line, nil
+	case <-c.gone:
+		select { // the last line and the end of output arrive together
+		case line := <-c.ready:
+			return line, nil
+		default:
+			return "", errExited
+		}
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // ServeSpawner is the helper's loop: start what is asked, reap children.
@@ -88,22 +162,37 @@ func ServeSpawner(in io.Reader, out io.Writer) error {
 			return err
 		}
 		var rep spawnReply
-		if len(req.Args) == 0 {
-			rep.Error = "spawner: empty command"
+		if pid, err := spawn(req); err != nil {
+			rep.Error = err.Error()
 		} else {
-			cmd := exec.Command(req.Args[0], req.Args[1:]...)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			if err := cmd.Start(); err != nil {
-				rep.Error = err.Error()
-			} else {
-				rep.PID = cmd.Process.Pid
-				go cmd.Wait()
-			}
+			rep.PID = pid
 		}
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
 	}
+}
+
+// spawn starts what req asks and reaps it in the background.
+func spawn(req spawnRequest) (int, error) {
+	if len(req.Args) == 0 {
+		return 0, errors.New("spawner: empty command")
+	}
+	cmd := exec.Command(req.Args[0], req.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if req.Stdout != "" {
+		f, err := os.OpenFile(req.Stdout, os.O_WRONLY, 0)
+		if err != nil {
+			return 0, fmt.Errorf("spawner: stdout: %w", err)
+		}
+		defer f.Close()
+		cmd.Stdout = f
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	go cmd.Wait()
+	return cmd.Process.Pid, nil
 }
 
 // kill sends SIGKILL to pid and waits until it is dead.
@@ -112,26 +201,6 @@ func kill(pid int, within time.Duration) error {
 		return err
 	}
 	return waitDead(pid, within)
-}
-
-// errAlive is waitDead's error when the process outlived the wait.
-var errAlive = errors.New("still alive")
-
-// untilExit returns a context that ends with ctx or as soon as pid has
-// exited, whichever comes first; cancel releases it.
-func untilExit(ctx context.Context, pid int) (context.Context, context.CancelFunc) {
-	wctx, cancel := context.WithCancel(ctx)
-	go func() {
-		for wctx.Err() == nil {
-			if err := waitDead(pid, 200*time.Millisecond); !errors.Is(err, errAlive) {
-				if err == nil {
-					cancel()
-				}
-				return
-			}
-		}
-	}()
-	return wctx, cancel
 }
 
 // waitDead waits until every thread of pid has exited, so that all of its
@@ -153,7 +222,7 @@ func waitDead(pid int, within time.Duration) error {
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return fmt.Errorf("pid %d %w after %s", pid, errAlive, within)
+			return fmt.Errorf("pid %d still alive after %s", pid, within)
 		}
 		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
 		if errors.Is(err, unix.EINTR) {
