@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"io"
 	"io/fs"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"fusevm/internal/lazyre"
 )
 
 // keyVersion changes whenever the build recipe changes in a way that makes

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -228,6 +229,50 @@ func HashFile(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashRemembered is HashFile for a large file of the cache that every run
+// hashes (a source package): the sum is kept beside it in path.sha256 with
+// the size and modification time it was taken at, and taken again when
+// either differs.
+func hashRemembered(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	stamp := fmt.Sprintf("%d %d ", st.Size(), st.ModTime().UnixNano())
+	memo := path + ".sha256"
+	if data, err := os.ReadFile(memo); err == nil {
+		if sum, ok := strings.CutPrefix(strings.TrimSpace(string(data)), stamp); ok && len(sum) == 64 {
+			return sum, nil
+		}
+	}
+	sum, err := HashFile(path)
+	if err != nil {
+		return "", err
+	}
+	writeFileAtomic(memo, []byte(stamp+sum+"\n")) // best effort: else hashed again next time
+	return sum, nil
+}
+
+// writeFileAtomic writes data to path through a temporary sibling and a
+// rename, so that a reader finds the old content or the new, never a part.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 func randHex(n int) string {

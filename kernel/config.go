@@ -5,12 +5,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // Option is one CONFIG_ assignment requested by a fragment.

@@ -8,12 +8,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // Image is a prebuilt kernel, booted as it is: nothing is configured,

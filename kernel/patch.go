@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"mime"
 	"net/mail"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // Patch is one patch of a series, as a kernel developer mails it.

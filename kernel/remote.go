@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"io"
 	"io/fs"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"fusevm/internal/lazyre"
 )
 
 // splitGitSpec splits REPO[@REV] at the last '@' whose suffix holds no ':'

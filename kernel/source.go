@@ -6,9 +6,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"fusevm/internal/lazyre"
 )
 
 // Tree is a resolved, extracted kernel source tree. Its Dir is never written
@@ -508,7 +510,7 @@ func resolveDebian(ctx context.Context, c *Cache, arg string, log Logger) (*Tree
 	if err != nil {
 		return nil, fmt.Errorf("source debian:%s: %w", arg, err)
 	}
-	sum, err := HashFile(deb)
+	sum, err := hashRemembered(deb)
 	if err != nil {
 		return nil, err
 	}
@@ -752,14 +754,21 @@ func (a *privateApt) update(ctx context.Context, log Logger) error {
 	return nil
 }
 
-// versions lists pkg's available versions, newest first.
+// versions lists pkg's available versions, newest first. The answer is
+// remembered in versionsFile for as long as the package lists stay the
+// same: `apt-cache madison` reads every list, about 3 s on this project's
+// machine, and every variant of a run resolves its source.
 func (a *privateApt) versions(ctx context.Context, pkg string) ([]string, error) {
+	memo := a.readVersions()
+	if vs, ok := memo.Versions[pkg]; ok {
+		return vs, nil
+	}
 	out, err := a.run(ctx, a.dir, "apt-cache", "madison", pkg)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
-	var vs []string
+	vs := []string{}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Split(line, "|")
 		if len(f) < 3 || strings.TrimSpace(f[0]) != pkg {
@@ -772,7 +781,54 @@ func (a *privateApt) versions(ctx context.Context, pkg string) ([]string, error)
 		}
 	}
 	sort.SliceStable(vs, func(i, j int) bool { return debVersionLess(vs[j], vs[i]) })
+	if len(vs) > 0 { // a missing package sends fetch to refresh the lists
+		memo.Versions[pkg] = vs
+		a.writeVersions(memo)
+	}
 	return vs, nil
+}
+
+// versionsFile, in the private apt directory, remembers the versions
+// madison gave, with the fingerprint of the lists they came from.
+const versionsFile = "versions.json"
+
+type versionsMemo struct {
+	Lists    string              `json:"lists"`
+	Versions map[string][]string `json:"versions"`
+}
+
+// readVersions returns the remembered versions if they came from the
+// lists as they are now, else an empty memo for them.
+func (a *privateApt) readVersions() versionsMemo {
+	fresh := versionsMemo{Lists: a.listsFingerprint(), Versions: map[string][]string{}}
+	var m versionsMemo
+	data, err := os.ReadFile(filepath.Join(a.dir, versionsFile))
+	if err != nil || json.Unmarshal(data, &m) != nil || m.Lists != fresh.Lists || m.Versions == nil {
+		return fresh
+	}
+	return m
+}
+
+// writeVersions keeps m (best effort: without it the next run asks apt).
+func (a *privateApt) writeVersions(m versionsMemo) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	writeFileAtomic(filepath.Join(a.dir, versionsFile), data)
+}
+
+// listsFingerprint names the package lists as they are: every file's
+// name, size and modification time (apt update rewrites what changed).
+func (a *privateApt) listsFingerprint() string {
+	h := sha256.New()
+	entries, _ := os.ReadDir(filepath.Join(a.dir, "lists"))
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			fmt.Fprintf(h, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // debVersionLess compares Debian versions with dpkg.

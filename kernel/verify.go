@@ -3,7 +3,6 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"io/fs"
 	"os"
 	"path"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"fusevm/internal/lazyre"
 )
 
 // digestsFile lists the sha256 of every regular file of a published cache

@@ -2,10 +2,11 @@ package mutate
 
 import (
 	"fmt"
-	"fusevm/internal/lazyre"
 	"sort"
 	"strconv"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // fileDiff is one file's part of a patch.

@@ -3,7 +3,6 @@ package mutate
 import (
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"fusevm/internal/lazyre"
 )
 
 // EquivalentsFile is the usual name of the equivalence file in a series

@@ -1,9 +1,10 @@
 package mutate
 
 import (
-	"fusevm/internal/lazyre"
 	"sort"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // Byte kinds of a line, from maskLine.

@@ -1,10 +1,11 @@
 package mutate
 
 import (
-	"fusevm/internal/lazyre"
 	"sort"
 	"strconv"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // Operators are the mutation operators, in priority order: when two

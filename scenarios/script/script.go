@@ -38,11 +38,12 @@ package script
 import (
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"maps"
 	"strconv"
 	"strings"
 	"time"
+
+	"fusevm/internal/lazyre"
 )
 
 // Script is a parsed scenario.

@@ -6,11 +6,12 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"fusevm/internal/lazyre"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+
+	"fusevm/internal/lazyre"
 )
 
 // Decode resolves the stack of a report's text to file:line with the

@@ -1,9 +1,10 @@
 package splat
 
 import (
-	"fusevm/internal/lazyre"
 	"regexp"
 	"strings"
+
+	"fusevm/internal/lazyre"
 )
 
 // Kind classifies a splat.
