@@ -12,9 +12,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
-	"time"
 )
 
 // Spawner starts the keeper and daemon generations from a helper process
@@ -65,7 +65,7 @@ func StartSpawner(self, arg string) (*Spawner, error) {
 // comes back through a pipe and goes on to the console; so its readiness
 // and its exit are events, not something to poll for.
 type Child struct {
-	PID   int
+	PID   int           // its process id
 	ready chan string   // the first line of its stdout
 	gone  chan struct{} // closed at the end of its stdout: it has exited
 }
