@@ -40,6 +40,10 @@ type Outcome struct {
 	// Scenarios are the scenarios that ran (their cell is neither SKIP nor
 	// INFRA).
 	Scenarios []string `json:"scenarios,omitempty"`
+	// Listed is set on a killed mutant that the equivalence file lists
+	// anyway: its entry no longer explains anything (a scenario added
+	// since kills it) and should go.
+	Listed bool `json:"listed_equivalent,omitempty"`
 }
 
 // Classify decides a mutant's state from its kernel record and its cells:
@@ -82,7 +86,7 @@ func Classify(m Mutant, k report.Kernel, rs []report.Result, equiv map[string]st
 	}
 	switch {
 	case len(o.Killers) > 0:
-		o.State = Killed
+		o.State, o.Listed = Killed, equiv[m.ID] != ""
 	case allSkip:
 		o.State, o.Reason = NotBuilt, rs[0].Reason
 		if o.Reason == "" {

@@ -35,7 +35,7 @@ func TestClassify(t *testing.T) {
 		name:  "killed although listed as equivalent, and INFRA elsewhere",
 		rs:    []report.Result{cell("a", verdict.Infra, false, "qemu"), cell("b", verdict.Hang, false, "timeout")},
 		equiv: equiv,
-		want:  Outcome{State: Killed, Killers: []string{"b"}, Reason: "b: HANG (timeout)", Scenarios: []string{"b"}},
+		want:  Outcome{State: Killed, Killers: []string{"b"}, Reason: "b: HANG (timeout)", Scenarios: []string{"b"}, Listed: true},
 	}, {
 		name: "survived",
 		rs:   []report.Result{pass("a"), pass("b"), cell("c", verdict.Skip, true, "not for this variant")},
@@ -94,7 +94,7 @@ func outcomes(t *testing.T) []Outcome {
 		{Mutant: pick("fs/fuse/backing.c:182:callback-stop"), State: Survived, Scenarios: []string{"restart-reopen", "close-all"}},
 		{Mutant: pick("fs/fuse/backing.c:195:delete-statement"), State: Equivalent, Reason: "debug output only"},
 		{Mutant: pick("fs/fuse/backing.c:199:return-value"), State: NotBuilt, Reason: "build failed\nmore"},
-		{Mutant: pick("fs/fuse/backing.c:199:return-value#2"), State: Killed, Killers: []string{"close-all"}},
+		{Mutant: pick("fs/fuse/backing.c:199:return-value#2"), State: Killed, Killers: []string{"close-all"}, Listed: true},
 		{Mutant: pick("fs/fuse/iomode.c:99:swap-eq"), State: Infra, Reason: "a: INFRA (qemu)"},
 	}
 }
@@ -141,6 +141,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"## Equivalent\n\n- `fs/fuse/backing.c:195:delete-statement`: debug output only\n",
 		"- `fs/fuse/iomode.c:99:swap-eq`: a: INFRA (qemu)",
 		"- `fs/fuse/backing.c:198:drop-capable` by close-all-unprivileged: close-all-unprivileged: FAIL (ioctl succeeded)",
+		"## Listed as equivalent, but killed\n\nTheir entries in the equivalence file explain nothing any more: remove them.\n\n- `fs/fuse/backing.c:199:return-value#2` by close-all\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary.md lacks %q:\n%s", want, md)
@@ -158,7 +159,8 @@ func TestWriteText(t *testing.T) {
 	WriteText(&b, Summarize(outs), outs)
 	want := "mutants: 6 generated, 5 built, 2 killed, 1 survived, 1 equivalent, 1 not built, 1 infra; kill rate 66.7%\n" +
 		"killed per operator: drop-capable 1/1, callback-stop 0/1, return-value 1/1, swap-eq 0/0, delete-statement 0/0\n" +
-		"SURVIVED fs/fuse/backing.c:182:callback-stop: - return 0; / + return 1;\n"
+		"SURVIVED fs/fuse/backing.c:182:callback-stop: - return 0; / + return 1;\n" +
+		"KILLED BUT LISTED fs/fuse/backing.c:199:return-value#2: killed by close-all; its equivalence entry should go\n"
 	if b.String() != want {
 		t.Errorf("text:\n%s\nwant:\n%s", b.String(), want)
 	}

@@ -29,8 +29,8 @@ func diffPart(m Mutant) string {
 // WriteMarkdown writes summary.md of a mutation run: the totals, a table
 // per operator, then every survivor with its diff and the scenarios that
 // ran, the mutants that did not build with their error, the infra ones,
-// the equivalent ones with their reason and the killed ones with their
-// killers.
+// the equivalent ones with their reason, the killed ones the equivalence
+// file still lists, and the killed ones with their killers.
 func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 	b := bufio.NewWriter(w)
 	c := s.Counts()
@@ -85,6 +85,19 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 	section(Equivalent, "Equivalent", true, func(o Outcome) {
 		fmt.Fprintf(b, "- `%s`: %s\n", o.Mutant.ID, o.Reason)
 	})
+	stale := false
+	for _, o := range outs {
+		if o.Listed {
+			if !stale {
+				fmt.Fprintf(b, "## Listed as equivalent, but killed\n\nTheir entries in the equivalence file explain nothing any more: remove them.\n\n")
+				stale = true
+			}
+			fmt.Fprintf(b, "- `%s` by %s\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
+		}
+	}
+	if stale {
+		fmt.Fprintln(b)
+	}
 	section(Killed, "Killed", true, func(o Outcome) {
 		fmt.Fprintf(b, "- `%s` by %s", o.Mutant.ID, strings.Join(o.Killers, ", "))
 		if r := firstLine(o.Reason); r != "" {
@@ -101,8 +114,9 @@ func firstLine(s string) string {
 }
 
 // WriteText writes a short terminal summary: a totals line, a line of
-// killed/counted per operator, and one line per survivor,
-// "SURVIVED <id>: - <original> / + <mutated>".
+// killed/counted per operator, one line per survivor,
+// "SURVIVED <id>: - <original> / + <mutated>", and one per killed mutant
+// the equivalence file still lists ("KILLED BUT LISTED <id>: ...").
 func WriteText(w io.Writer, s Summary, outs []Outcome) {
 	c := s.Counts()
 	fmt.Fprintf(w, "mutants: %d generated, %d built, %d killed, %d survived, %d equivalent, %d not built, %d infra; kill rate %s\n",
@@ -116,8 +130,11 @@ func WriteText(w io.Writer, s Summary, outs []Outcome) {
 		fmt.Fprintf(w, "killed per operator: %s\n", strings.Join(per, ", "))
 	}
 	for _, o := range outs {
-		if o.State == Survived {
+		switch {
+		case o.State == Survived:
 			fmt.Fprintf(w, "SURVIVED %s\n", o.Mutant.Describe())
+		case o.Listed:
+			fmt.Fprintf(w, "KILLED BUT LISTED %s: killed by %s; its equivalence entry should go\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
 		}
 	}
 }
