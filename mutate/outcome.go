@@ -40,6 +40,10 @@ type Outcome struct {
 	// Scenarios are the scenarios that ran (their cell is neither SKIP nor
 	// INFRA).
 	Scenarios []string `json:"scenarios,omitempty"`
+	// Unbuilt is set on an Infra mutant whose kernel was never built (the
+	// run was interrupted, or its source failed, before the build): it
+	// does not count as built.
+	Unbuilt bool `json:"unbuilt,omitempty"`
 	// Listed is set on a killed mutant that the equivalence file lists
 	// anyway: its entry no longer explains anything (a scenario added
 	// since kills it) and should go.
@@ -64,7 +68,7 @@ func Classify(m Mutant, k report.Kernel, rs []report.Result, equiv map[string]st
 		return o
 	}
 	if len(rs) == 0 {
-		o.State, o.Reason = Infra, "no results"
+		o.State, o.Reason, o.Unbuilt = Infra, "no results", k.Key == ""
 		return o
 	}
 	var notRun *report.Result
@@ -93,7 +97,7 @@ func Classify(m Mutant, k report.Kernel, rs []report.Result, equiv map[string]st
 			o.Reason = "every cell was skipped"
 		}
 	case notRun != nil:
-		o.State, o.Reason = Infra, cellReason(*notRun)
+		o.State, o.Reason, o.Unbuilt = Infra, cellReason(*notRun), k.Key == ""
 	case equiv[m.ID] != "":
 		o.State, o.Reason = Equivalent, equiv[m.ID]
 	default:
@@ -115,19 +119,20 @@ type Counts struct {
 	Generated, Built, Killed, Equivalent, Survived, NotBuilt, Infra int
 }
 
-// KillRate is killed / (built - infra - equivalent), as a fraction; 0 when
-// none count.
+// KillRate is killed / (killed + survived), as a fraction (the mutants
+// with a verdict: built, and neither infra nor equivalent); 0 when none
+// count.
 func (c Counts) KillRate() float64 {
-	n := c.Built - c.Infra - c.Equivalent
+	n := c.Killed + c.Survived
 	if n <= 0 {
 		return 0
 	}
 	return float64(c.Killed) / float64(n)
 }
 
-func (c *Counts) add(s State) {
+func (c *Counts) add(o Outcome) {
 	c.Generated++
-	switch s {
+	switch o.State {
 	case Killed:
 		c.Killed++
 	case Equivalent:
@@ -139,7 +144,7 @@ func (c *Counts) add(s State) {
 	case Infra:
 		c.Infra++
 	}
-	if s != NotBuilt {
+	if o.State != NotBuilt && !o.Unbuilt {
 		c.Built++
 	}
 }
@@ -157,13 +162,13 @@ func Summarize(outs []Outcome) Summary {
 	var all Counts
 	per := map[string]*Counts{}
 	for _, o := range outs {
-		all.add(o.State)
+		all.add(o)
 		c := per[o.Mutant.Operator]
 		if c == nil {
 			c = &Counts{}
 			per[o.Mutant.Operator] = c
 		}
-		c.add(o.State)
+		c.add(o)
 	}
 	return Summary{Generated: all.Generated, Built: all.Built, Killed: all.Killed, Equivalent: all.Equivalent,
 		Survived: all.Survived, NotBuilt: all.NotBuilt, Infra: all.Infra, PerOperator: per}
@@ -175,7 +180,7 @@ func (s Summary) Counts() Counts {
 		Survived: s.Survived, NotBuilt: s.NotBuilt, Infra: s.Infra}
 }
 
-// KillRate is killed / (built - infra - equivalent), as a fraction; 0 when
+// KillRate is killed / (killed + survived), as a fraction; 0 when
 // none count.
 func (s Summary) KillRate() float64 { return s.Counts().KillRate() }
 

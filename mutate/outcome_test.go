@@ -56,16 +56,22 @@ func TestClassify(t *testing.T) {
 		want: Outcome{State: NotBuilt, Reason: "kernel did not build"},
 	}, {
 		name:  "infra",
+		k:     report.Kernel{Key: "6d82e27631460462f1f2633d"},
 		rs:    []report.Result{pass("a"), cell("b", verdict.Infra, false, "VM did not start")},
 		equiv: equiv,
 		want:  Outcome{State: Infra, Reason: "b: INFRA (VM did not start)", Scenarios: []string{"a"}},
 	}, {
 		name: "infra: a scenario not reached",
+		k:    report.Kernel{Key: "6d82e27631460462f1f2633d"},
 		rs:   []report.Result{pass("a"), cell("b", verdict.Skip, false, "not reached")},
 		want: Outcome{State: Infra, Reason: "b: SKIP (not reached)", Scenarios: []string{"a"}},
 	}, {
+		name: "infra: interrupted before its kernel was built",
+		rs:   []report.Result{cell("a", verdict.Infra, false, "interrupted: not prepared: context canceled")},
+		want: Outcome{State: Infra, Reason: "a: INFRA (interrupted: not prepared: context canceled)", Unbuilt: true},
+	}, {
 		name: "infra: no cells",
-		want: Outcome{State: Infra, Reason: "no results"},
+		want: Outcome{State: Infra, Reason: "no results", Unbuilt: true},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,6 +119,10 @@ func TestSummarize(t *testing.T) {
 	}
 	if (Summary{}).KillRate() != 0 || Summarize(nil).KillRate() != 0 {
 		t.Error("the kill rate of nothing is not 0")
+	}
+	unbuilt := Summarize([]Outcome{{State: Killed}, {State: Infra, Unbuilt: true}, {State: Infra}})
+	if unbuilt.Built != 2 || unbuilt.Infra != 2 || unbuilt.KillRate() != 1 {
+		t.Errorf("an infra mutant never built counted as built: %+v", unbuilt)
 	}
 	eqOnly := Summarize([]Outcome{{State: Equivalent}})
 	if eqOnly.KillRate() != 0 {

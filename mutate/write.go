@@ -11,7 +11,7 @@ import (
 
 // percent shows a fraction as a percentage, "-" when nothing counts.
 func percent(c Counts) string {
-	if c.Built-c.Infra-c.Equivalent <= 0 {
+	if c.Killed+c.Survived <= 0 {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*c.KillRate())
@@ -35,7 +35,7 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 	b := bufio.NewWriter(w)
 	c := s.Counts()
 	fmt.Fprintf(b, "# %s\n\n", title)
-	fmt.Fprintf(b, "Kill rate **%s** (killed / (built - infra - equivalent)).\n\n", percent(c))
+	fmt.Fprintf(b, "Kill rate **%s** (killed / (killed + survived): the built mutants, less infra and equivalent).\n\n", percent(c))
 	fmt.Fprintf(b, "| generated | built | killed | survived | equivalent | not built | infra |\n")
 	fmt.Fprintf(b, "|---:|---:|---:|---:|---:|---:|---:|\n")
 	fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %d | %d |\n\n", c.Generated, c.Built, c.Killed, c.Survived, c.Equivalent, c.NotBuilt, c.Infra)
@@ -124,7 +124,7 @@ func WriteText(w io.Writer, s Summary, outs []Outcome) {
 	var per []string
 	for _, op := range s.operatorNames() {
 		p := s.PerOperator[op]
-		per = append(per, fmt.Sprintf("%s %d/%d", op, p.Killed, p.Built-p.Infra-p.Equivalent))
+		per = append(per, fmt.Sprintf("%s %d/%d", op, p.Killed, p.Killed+p.Survived))
 	}
 	if len(per) > 0 {
 		fmt.Fprintf(w, "killed per operator: %s\n", strings.Join(per, ", "))
