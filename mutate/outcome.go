@@ -45,8 +45,8 @@ type Outcome struct {
 	// does not count as built.
 	Unbuilt bool `json:"unbuilt,omitempty"`
 	// Listed is set on a killed mutant that the equivalence file lists
-	// anyway: its entry no longer explains anything (a scenario added
-	// since kills it) and should go.
+	// anyway: its entry explains nothing in this run (a scenario added
+	// since kills it, or this configuration does).
 	Listed bool `json:"listed_equivalent,omitempty"`
 }
 

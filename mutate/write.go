@@ -89,7 +89,7 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 	for _, o := range outs {
 		if o.Listed {
 			if !stale {
-				fmt.Fprintf(b, "## Listed as equivalent, but killed\n\nTheir entries in the equivalence file explain nothing any more: remove them.\n\n")
+				fmt.Fprintf(b, "## Listed as equivalent, but killed\n\nTheir entries in the equivalence file explain nothing in this run: remove them, unless another configuration (or another run of a race) still needs them.\n\n")
 				stale = true
 			}
 			fmt.Fprintf(b, "- `%s` by %s\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
@@ -134,7 +134,7 @@ func WriteText(w io.Writer, s Summary, outs []Outcome) {
 		case o.State == Survived:
 			fmt.Fprintf(w, "SURVIVED %s\n", o.Mutant.Describe())
 		case o.Listed:
-			fmt.Fprintf(w, "KILLED BUT LISTED %s: killed by %s; its equivalence entry should go\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
+			fmt.Fprintf(w, "KILLED BUT LISTED %s: killed by %s; its equivalence entry explains nothing in this run\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
 		}
 	}
 }
