@@ -40,6 +40,7 @@ var hostFailures = map[string]hostFailure{
 	"close-all-two-connections":  {"ioctl close-all", "ENOTTY"},
 	"close-all-new-ids-fresh":    {"ioctl close-all", "ENOTTY"},
 	"close-all-no-kernel-leak":   {"ioctl close-all", "ENOTTY"},
+	"backing-ids-race":           {"ioctl close-all", "ENOTTY"},
 	// The dead generation's backing file leaks (recovery gave ENOTTY or
 	// EINVAL, as the scenario expects, before).
 	"leak-after-restart": {"free-space is=$empty", "error"},
