@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"fusevm/internal/atomicfile"
 	"fusevm/plan"
 	"fusevm/scenarios"
 	"fusevm/verdict"
@@ -259,16 +260,5 @@ func (tr *tracker) save() {
 	if err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(tr.path), ".timings-")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(append(data, '\n'))
-	if cerr := tmp.Close(); werr != nil || cerr != nil {
-		os.Remove(tmp.Name())
-		return
-	}
-	if os.Rename(tmp.Name(), tr.path) != nil {
-		os.Remove(tmp.Name())
-	}
+	atomicfile.Write(tr.path, append(data, '\n'), 0o600)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"fusevm/events"
+	"fusevm/internal/atomicfile"
 	"fusevm/kernel"
 )
 
@@ -148,19 +149,10 @@ func write(cacheDir string, recs []cpio.Record) (string, error) {
 		os.Chtimes(final, now, now) // its last use, for fusevm cache prune
 		return final, nil
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
+	if err := atomicfile.Write(final, buf.Bytes(), 0o600); err != nil {
 		return "", fmt.Errorf("write initramfs in %s: %w", dir, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write initramfs in %s: %w", dir, err)
-	}
-	return final, os.Rename(tmp.Name(), final)
+	return final, nil
 }
 
 // modules reads kmods uncompressed (so that kernels without in-kernel

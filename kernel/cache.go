@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"fusevm/internal/atomicfile"
 )
 
 // Cache is the on-disk cache root. Its layout:
@@ -251,28 +253,8 @@ func hashRemembered(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	writeFileAtomic(memo, []byte(stamp+sum+"\n")) // best effort: else hashed again next time
+	atomicfile.Write(memo, []byte(stamp+sum+"\n"), 0o644) // best effort: else hashed again next time
 	return sum, nil
-}
-
-// writeFileAtomic writes data to path through a temporary sibling and a
-// rename, so that a reader finds the old content or the new, never a part.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 func randHex(n int) string {

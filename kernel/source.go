@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"fusevm/internal/atomicfile"
 	"fusevm/internal/lazyre"
 )
 
@@ -815,7 +816,7 @@ func (a *privateApt) writeVersions(m versionsMemo) {
 	if err != nil {
 		return
 	}
-	writeFileAtomic(filepath.Join(a.dir, versionsFile), data)
+	atomicfile.Write(filepath.Join(a.dir, versionsFile), data, 0o644)
 }
 
 // listsFingerprint names the package lists as they are: every file's

@@ -49,10 +49,12 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 		}
 		fmt.Fprintln(b)
 	}
-	section := func(st State, heading string, list bool, each func(o Outcome)) {
+	// section writes the heading (and what follows it in the same
+	// string), then each outcome that is, if there is one.
+	section := func(is func(Outcome) bool, heading string, list bool, each func(o Outcome)) {
 		first := true
 		for _, o := range outs {
-			if o.State != st {
+			if !is(o) {
 				continue
 			}
 			if first {
@@ -65,7 +67,7 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 			fmt.Fprintln(b)
 		}
 	}
-	section(Survived, "Survivors", false, func(o Outcome) {
+	section(inState(Survived), "Survivors", false, func(o Outcome) {
 		m := o.Mutant
 		fmt.Fprintf(b, "### `%s`\n\n", m.ID)
 		fmt.Fprintf(b, "%s at %s:%d (patch %s). ", m.Operator, m.File, m.Line, m.Patch)
@@ -76,29 +78,19 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 		}
 		fmt.Fprintf(b, "```diff\n%s\n```\n\n", diffPart(m))
 	})
-	section(NotBuilt, "Not built", true, func(o Outcome) {
+	section(inState(NotBuilt), "Not built", true, func(o Outcome) {
 		fmt.Fprintf(b, "- `%s`: %s\n", o.Mutant.ID, firstLine(o.Reason))
 	})
-	section(Infra, "Infra (nothing known)", true, func(o Outcome) {
+	section(inState(Infra), "Infra (nothing known)", true, func(o Outcome) {
 		fmt.Fprintf(b, "- `%s`: %s\n", o.Mutant.ID, firstLine(o.Reason))
 	})
-	section(Equivalent, "Equivalent", true, func(o Outcome) {
+	section(inState(Equivalent), "Equivalent", true, func(o Outcome) {
 		fmt.Fprintf(b, "- `%s`: %s\n", o.Mutant.ID, o.Reason)
 	})
-	stale := false
-	for _, o := range outs {
-		if o.Listed {
-			if !stale {
-				fmt.Fprintf(b, "## Listed as equivalent, but killed\n\nTheir entries in the equivalence file explain nothing in this run: remove them, unless another configuration (or another run of a race) still needs them.\n\n")
-				stale = true
-			}
-			fmt.Fprintf(b, "- `%s` by %s\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
-		}
-	}
-	if stale {
-		fmt.Fprintln(b)
-	}
-	section(Killed, "Killed", true, func(o Outcome) {
+	section(func(o Outcome) bool { return o.Listed }, "Listed as equivalent, but killed\n\nTheir entries in the equivalence file explain nothing in this run: remove them, unless another configuration (or another run of a race) still needs them.", true, func(o Outcome) {
+		fmt.Fprintf(b, "- `%s` by %s\n", o.Mutant.ID, strings.Join(o.Killers, ", "))
+	})
+	section(inState(Killed), "Killed", true, func(o Outcome) {
 		fmt.Fprintf(b, "- `%s` by %s", o.Mutant.ID, strings.Join(o.Killers, ", "))
 		if r := firstLine(o.Reason); r != "" {
 			fmt.Fprintf(b, ": %s", r)
@@ -106,6 +98,11 @@ func WriteMarkdown(w io.Writer, title string, s Summary, outs []Outcome) error {
 		fmt.Fprintln(b)
 	})
 	return b.Flush()
+}
+
+// inState selects the outcomes in state st.
+func inState(st State) func(Outcome) bool {
+	return func(o Outcome) bool { return o.State == st }
 }
 
 func firstLine(s string) string {

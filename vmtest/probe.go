@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"fusevm/internal/atomicfile"
 )
 
 // KVM probe verdicts as stored in the cache.
@@ -136,19 +138,7 @@ func writeProbe(path string, key hostKey, e probeEntry) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("probe cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".kvm-probe-*.tmp")
-	if err != nil {
-		return fmt.Errorf("probe cache: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("probe cache: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("probe cache: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("probe cache: %w", err)
 	}
 	return nil
