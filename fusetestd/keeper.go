@@ -22,6 +22,7 @@ import (
 
 	"fusevm/fuseabi"
 	"fusevm/fusetestd/ctl"
+	"fusevm/internal/atomicfile"
 )
 
 // KeeperConfig is what `fusetestd keeper` takes.
@@ -403,11 +404,7 @@ func writeJSONFile(p string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return atomicfile.Write(p, b, 0o644)
 }
 
 func peerPID(c *ctl.LineConn) int {
