@@ -2,8 +2,12 @@ package bisect
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -219,4 +223,27 @@ func (rep *SeriesReport) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteFiles sets rep.Finished to now and writes the report into dir:
+// bisect.json, and the text of WriteText in bisect.txt, whose path it
+// returns.
+func (rep *SeriesReport) WriteFiles(dir string) (string, error) {
+	rep.Finished = time.Now()
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("bisect.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bisect.json"), append(data, '\n'), 0o644); err != nil {
+		return "", err
+	}
+	txt := filepath.Join(dir, "bisect.txt")
+	fh, err := os.Create(txt)
+	if err != nil {
+		return "", err
+	}
+	if err := errors.Join(rep.WriteText(fh), fh.Close()); err != nil {
+		return "", fmt.Errorf("%s: %w", txt, err)
+	}
+	return txt, nil
 }

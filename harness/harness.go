@@ -381,3 +381,15 @@ func settle(v *plan.Variant, ss []scenarios.Scenario, rs []report.Result) []repo
 	}
 	return out
 }
+
+// BadSpec reports whether a variant could not run because its kernel
+// specification was wrong (kernel.ErrBadSpec): the user's mistake, which
+// the harness has already reported.
+func (o *Outcome) BadSpec() bool {
+	for _, f := range o.Failures {
+		if errors.Is(f.Err, kernel.ErrBadSpec) {
+			return true
+		}
+	}
+	return false
+}

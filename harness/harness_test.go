@@ -532,3 +532,17 @@ func TestSeriesTesterRowsOnly(t *testing.T) {
 		t.Errorf("last event %q", last)
 	}
 }
+
+func TestOutcomeBadSpec(t *testing.T) {
+	out := &Outcome{Failures: []Failure{{Verdict: verdict.Infra, Err: errors.New("QEMU failed")}}}
+	if out.BadSpec() {
+		t.Error("an infrastructure failure is a bad spec")
+	}
+	out.Failures = append(out.Failures, Failure{Verdict: verdict.Infra, Err: fmt.Errorf("source: %w", kernel.ErrBadSpec)})
+	if !out.BadSpec() {
+		t.Error("a wrapped ErrBadSpec is no bad spec")
+	}
+	if (&Outcome{}).BadSpec() {
+		t.Error("no failure is a bad spec")
+	}
+}

@@ -122,3 +122,10 @@ func (m *Mutation) WriteFiles(dir string, ms []mutate.Mutant, title string) erro
 	}
 	return os.WriteFile(filepath.Join(dir, MutationFile), data, 0o644)
 }
+
+// MutationTitle is the title of the summary of a mutation analysis of the
+// series variant v, for Mutation.WriteFiles: "Mutation analysis of v2 on
+// debian-7.3 (base)".
+func MutationTitle(v *plan.Variant) string {
+	return fmt.Sprintf("Mutation analysis of %s on %s (%s)", v.Name, v.Kernel.Name, v.Config)
+}

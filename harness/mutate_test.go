@@ -110,3 +110,10 @@ func TestMutateBadControl(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestMutationTitle(t *testing.T) {
+	p := testPlan(t, []string{"smoke-passthrough"}, "v2")
+	if got, want := MutationTitle(p.Variants[0]), "Mutation analysis of v2 on k (base)"; got != want {
+		t.Errorf("MutationTitle = %q, want %q", got, want)
+	}
+}

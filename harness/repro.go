@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,4 +182,68 @@ func checkBoot(b *report.Boot) error {
 		}
 	}
 	return nil
+}
+
+// NewRepro is the repro of the cell cellID names (report.Run.FindCell) in
+// the run from, read from the results directory dir: its script is the
+// copy in dir/ScenariosDir, else the built-in scenario of that name. A
+// row about a whole variant ("(boot)", "(features)") is no scenario to
+// run again.
+func NewRepro(dir string, from *report.Run, cellID string, count int) (Repro, error) {
+	cell, err := from.FindCell(cellID)
+	if err != nil {
+		return Repro{}, err
+	}
+	if strings.HasPrefix(cell.Scenario, "(") {
+		args := ""
+		if k := from.KernelOf(cell); k != nil {
+			args = " " + strings.Join(k.RunArgs, " ")
+		}
+		return Repro{}, fmt.Errorf("%s is no scenario but a row about the whole variant: run the variant again (fusevm run%s)", cell.CellID(), args)
+	}
+	s, err := cellScenario(dir, cell.Scenario)
+	if err != nil {
+		return Repro{}, err
+	}
+	return Repro{From: from, Cell: cell, Scenario: s, Count: count}, nil
+}
+
+// cellScenario is the script a cell ran: the copy in its results
+// directory, else the built-in scenario of that name.
+func cellScenario(dir, name string) (scenarios.Scenario, error) {
+	path := filepath.Join(dir, ScenariosDir, name+".fvm")
+	names := []string{name}
+	if _, err := os.Stat(path); err == nil {
+		names = []string{path}
+	}
+	ss, err := scenarios.Load(names)
+	if err != nil {
+		return scenarios.Scenario{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	if len(ss) != 1 {
+		return scenarios.Scenario{}, errors.New("scenario " + name + ": not found")
+	}
+	return ss[0], nil
+}
+
+// Tally compares the run Repro returned with the recorded cell, in one
+// line: "CELL: VERDICT in N of M run(s) (recorded VERDICT, expected
+// VERDICT)", the verdict the cell had and how many runs gave it again.
+func (rp Repro) Tally(run *report.Run) string {
+	same, total := run.Results[0].RunsOf(rp.Cell.Verdict)
+	return fmt.Sprintf("%s: %s in %d of %d run(s) (recorded %s, expected %s)", rp.Cell.CellID(), rp.Cell.Verdict, same, total, rp.Cell.Verdict, rp.Cell.Expected)
+}
+
+// ScenarioArg gives, for the report of the run in the results directory
+// dir (report.TextOptions.ScenarioArg), what `fusevm run --scenarios`
+// takes for a scenario: a built-in scenario's name, else the path of the
+// copy of its script in dir/ScenariosDir.
+func ScenarioArg(dir string) func(name string) string {
+	builtin := scenarios.Names()
+	return func(name string) string {
+		if slices.Contains(builtin, name) {
+			return name
+		}
+		return filepath.Join(dir, ScenariosDir, name+".fvm")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"fusevm/bisect"
 	"fusevm/plan"
 	"fusevm/report"
 	"fusevm/scenarios"
@@ -71,4 +72,31 @@ func (t *SeriesTester) Excerpt(r report.Result) string {
 		lines = lines[len(lines)-20:]
 	}
 	return r.Reason + "\n" + strings.Join(lines, "\n")
+}
+
+// StepRuns is the test of a bisect step (bisect.CommitStep.Test): each
+// call runs the scenarios ss once on v, the N-th call in outDir/run<N>,
+// and returns their results.
+func (h *Harness) StepRuns(v *plan.Variant, ss []scenarios.Scenario, outDir string) func(context.Context) ([]report.Result, error) {
+	n := 0
+	return func(ctx context.Context) ([]report.Result, error) {
+		n++
+		out := h.Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, filepath.Join(outDir, fmt.Sprintf("run%d", n)))
+		return out.Run.Results, nil
+	}
+}
+
+// Search is the series bisection of t.Versions, in order, on the base
+// kernel named kernel, under policy p, with t as its tester. It has no
+// Tried.
+func (t *SeriesTester) Search(p bisect.Policy, kernel string) *bisect.SeriesSearch {
+	s := &bisect.SeriesSearch{Policy: p, Kernel: kernel, Tester: t}
+	for _, v := range t.Versions {
+		bv := bisect.Version{Name: v.Name}
+		for _, pt := range v.Series.Patches {
+			bv.Patches = append(bv.Patches, pt.Name)
+		}
+		s.Versions = append(s.Versions, bv)
+	}
+	return s
 }

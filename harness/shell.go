@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -99,4 +100,21 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// WriteBanner writes what the user of the shell needs before it boots
+// (for Shell.Ready): the variant, the accelerator, the kernel and its
+// command line, how to leave, and with GDBPort how to attach gdb.
+func (sh Shell) WriteBanner(w io.Writer, si ShellInfo) {
+	v := sh.Variant
+	fmt.Fprintf(w, "==> shell: %s %s under %s (%s)\n", v.Kernel.Name, v.Label(), si.Accel, si.AccelNote)
+	fmt.Fprintf(w, "    kernel %s\n    kernel command line: %s\n", si.Kernel, si.Cmdline)
+	fmt.Fprintf(w, "    in the guest: help lists the commands, exit powers off; Ctrl-A x quits QEMU\n")
+	if si.GDB != "" {
+		fmt.Fprintf(w, "==> gdb: QEMU waits for gdb on port %d; in another terminal:\n    %s\n", sh.GDBPort, si.GDB)
+		fmt.Fprintf(w, "    then \"continue\" (use hbreak for breakpoints before the kernel is up)\n")
+		if si.Vmlinux == "" {
+			fmt.Fprintf(w, "    (a prebuilt kernel has no vmlinux here: gdb gets no symbols)\n")
+		}
+	}
 }

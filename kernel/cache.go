@@ -262,3 +262,90 @@ func randHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// HumanSize renders a byte count with a binary unit: 512B, 4.0K, 1.8G.
+func HumanSize(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, unit := float64(n)/1024, 0
+	for f >= 1024 && unit < 4 {
+		f /= 1024
+		unit++
+	}
+	return fmt.Sprintf("%.1f%c", f, "KMGTP"[unit])
+}
+
+// FormatSizes renders sizes per kind (KindSizes), in Kinds order, and
+// their total: "kernels 52.0M, src 1.8G = 1.9G", or "empty".
+func FormatSizes(sizes map[string]int64) string {
+	var parts []string
+	var total int64
+	for _, k := range Kinds {
+		if n, ok := sizes[k]; ok {
+			parts = append(parts, k+" "+HumanSize(n))
+			total += n
+		}
+	}
+	if len(parts) == 0 {
+		return "empty"
+	}
+	return strings.Join(parts, ", ") + " = " + HumanSize(total)
+}
+
+// Status says how the entry's check went: "ok", "DAMAGED: " and why, or
+// "-" when it has nothing to check; " (in use)" follows when it is
+// locked.
+func (e EntryStatus) Status() string {
+	status := "-"
+	switch {
+	case e.Damage != nil:
+		status = "DAMAGED: " + e.Damage.Error()
+	case e.Checked:
+		status = "ok"
+	}
+	if e.Locked {
+		status += " (in use)"
+	}
+	return status
+}
+
+// WriteEntries writes what Verify found as `fusevm cache verify` prints
+// it: a table of the entries (kind, name, size, last use, status), then
+// their sizes per kind.
+func WriteEntries(w io.Writer, entries []EntryStatus) {
+	fmt.Fprintf(w, "%-10s %-40s %8s  %-16s  %s\n", "KIND", "ENTRY", "SIZE", "LAST USE", "STATUS")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%-10s %-40s %8s  %-16s  %s\n", e.Kind, e.Name, HumanSize(e.Size), e.Time.Format("2006-01-02 15:04"), e.Status())
+	}
+	fmt.Fprintln(w, "size:", FormatSizes(KindSizes(entries)))
+}
+
+// Damaged is nil when none of the entries is damaged, else an error that
+// counts those that are.
+func Damaged(entries []EntryStatus) error {
+	damaged := 0
+	for _, e := range entries {
+		if e.Damage != nil {
+			damaged++
+		}
+	}
+	if damaged > 0 {
+		return fmt.Errorf("%d of %d cache entries damaged (kernels, prebuilt images and guest images are made again on their next use)", damaged, len(entries))
+	}
+	return nil
+}
+
+// WriteText writes what Prune did as `fusevm cache prune` prints it: the
+// sizes before, each entry removed and each kept because it was in use,
+// the sizes after.
+func (r *PruneResult) WriteText(w io.Writer) {
+	fmt.Fprintln(w, "before:", FormatSizes(r.Before))
+	for _, e := range r.Removed {
+		fmt.Fprintf(w, "removed %-40s %8s  last used %s\n", e.Name, HumanSize(e.Size), e.Time.Format("2006-01-02 15:04"))
+	}
+	for _, e := range r.Skipped {
+		fmt.Fprintf(w, "kept    %-40s %8s  in use\n", e.Name, HumanSize(e.Size))
+	}
+	fmt.Fprintln(w, "after: ", FormatSizes(r.After))
+}

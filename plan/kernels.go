@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -88,4 +90,50 @@ func PickKernels(all []Kernel, names []string) ([]Kernel, error) {
 		return nil, fmt.Errorf("no kernel selected")
 	}
 	return out, nil
+}
+
+// ConfigFile is where the matrix or kernels file the command line names
+// by path is: path itself when it is absolute or exists relative to the
+// working directory, else path under root (the fusevm source tree, whose
+// configs/ are built in).
+func ConfigFile(root, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	return filepath.Join(root, path)
+}
+
+// KernelChoice is the kernel of one variant as the command line names it.
+type KernelChoice struct {
+	// Spec is a kernel source (kernel.Resolve; it has a ':') or the name
+	// of a kernel in KernelsFile.
+	Spec string
+	// Image, if set, is a prebuilt kernel to boot instead
+	// (kernel.ResolveImage), with its Modules directory if any.
+	Image, Modules string
+	// KernelsFile is the kernels file, read only for a name.
+	KernelsFile string
+}
+
+// Kernel is the chosen kernel: the prebuilt Image, a source Spec, or the
+// kernel Spec names in the kernels file.
+func (c KernelChoice) Kernel() (Kernel, error) {
+	if c.Image != "" {
+		return Kernel{Name: c.Image, Image: c.Image, Modules: c.Modules}, nil
+	}
+	if strings.Contains(c.Spec, ":") {
+		return Kernel{Name: c.Spec, Spec: c.Spec}, nil
+	}
+	all, err := LoadKernels(c.KernelsFile)
+	if err != nil {
+		return Kernel{}, err
+	}
+	ks, err := PickKernels(all, []string{c.Spec})
+	if err != nil {
+		return Kernel{}, err
+	}
+	return ks[0], nil
 }

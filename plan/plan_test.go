@@ -422,3 +422,49 @@ func TestBootSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.MkdirAll("configs", 0o755)
+	os.WriteFile(filepath.Join("configs", "kernels.toml"), nil, 0o644)
+	for _, c := range []struct{ path, want string }{
+		{"/etc/kernels.toml", "/etc/kernels.toml"},
+		{"configs/kernels.toml", "configs/kernels.toml"},    // here
+		{"configs/matrix.toml", "/src/configs/matrix.toml"}, // built in
+		{"./my-matrix.toml", "/src/my-matrix.toml"},
+	} {
+		if got := ConfigFile("/src", c.path); got != c.want {
+			t.Errorf("ConfigFile(%q) = %q, want %q", c.path, got, c.want)
+		}
+	}
+}
+
+func TestKernelChoice(t *testing.T) {
+	kernels := filepath.Join(root, "configs", "kernels.toml")
+	for _, c := range []struct {
+		choice KernelChoice
+		want   Kernel
+	}{
+		{KernelChoice{Spec: "debian:7.3", KernelsFile: kernels}, Kernel{Name: "debian:7.3", Spec: "debian:7.3"}},
+		{KernelChoice{Spec: "git:/src/linux@v7.3", KernelsFile: "/nonexistent"}, Kernel{Name: "git:/src/linux@v7.3", Spec: "git:/src/linux@v7.3"}},
+		{KernelChoice{Spec: "debian-7.3", KernelsFile: kernels}, Kernel{Name: "debian-7.3", Spec: "debian:7.3", Base: "7.3", Note: "Debian's linux-source-7.3: the primary base"}},
+		{KernelChoice{Spec: "debian:7.3", Image: "/boot/vmlinuz", Modules: "/lib/modules/7.3.4", KernelsFile: "/nonexistent"}, Kernel{Name: "/boot/vmlinuz", Image: "/boot/vmlinuz", Modules: "/lib/modules/7.3.4"}},
+	} {
+		got, err := c.choice.Kernel()
+		if err != nil || got != c.want {
+			t.Errorf("%+v: %+v %v, want %+v", c.choice, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		choice KernelChoice
+		want   string
+	}{
+		{KernelChoice{Spec: "nosuch", KernelsFile: kernels}, `no kernel "nosuch" in the kernels file (known: debian-7.3,`},
+		{KernelChoice{Spec: "debian-7.3", KernelsFile: filepath.Join(t.TempDir(), "nosuch.toml")}, "kernels file: "},
+	} {
+		if _, err := c.choice.Kernel(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c.choice, err, c.want)
+		}
+	}
+}

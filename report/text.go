@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -278,4 +279,22 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// GitTester is the tester of TextOptions.TestedBy by default: "Name
+// <email>" from git's user.name and user.email, "" when either is unset
+// (or git is missing).
+func GitTester() string {
+	get := func(key string) string {
+		out, err := exec.Command("git", "config", "--get", key).Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	name, email := get("user.name"), get("user.email")
+	if name == "" || email == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s <%s>", name, email)
 }

@@ -3,6 +3,9 @@ package report
 import (
 	"bytes"
 	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -195,5 +198,32 @@ func TestJUnitSkipAndError(t *testing.T) {
 	}
 	if c := counts["debian:7.3 v8"]; c != [3]int{0, 0, 2} {
 		t.Errorf("v8 failures/errors/skipped = %v, want [0 0 2]", c)
+	}
+}
+
+// TestGitTester reads the tester from git's configuration, and gives none
+// without a name or an email.
+func TestGitTester(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	dir := t.TempDir()
+	t.Chdir(dir) // no repository's configuration
+	t.Setenv("HOME", dir)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	config := filepath.Join(dir, "gitconfig")
+	t.Setenv("GIT_CONFIG_GLOBAL", config)
+	for _, c := range []struct{ config, want string }{
+		{"[user]\n\tname = A U Thor\n\temail = author@example.org\n", "A U Thor <author@example.org>"},
+		{"[user]\n\tname = A U Thor\n", ""},
+		{"[user]\n\temail = author@example.org\n", ""},
+		{"", ""},
+	} {
+		if err := os.WriteFile(config, []byte(c.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := GitTester(); got != c.want {
+			t.Errorf("config %q: GitTester() = %q, want %q", c.config, got, c.want)
+		}
 	}
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"fusevm/assets"
 	"fusevm/bisect"
@@ -79,43 +75,27 @@ func bisectStep(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitSkip, err
 	}
-	spec := "git:" + commit.Repo + "@" + commit.Hash
-	v, err := plan.NewVariant(root, plan.Spec{Kernel: plan.Kernel{Name: spec, Spec: spec}, Config: *f.config, Name: commit.Hash[:12], Claims: splitList(*claimList)}, ss)
+	v, err := plan.NewVariant(root, plan.Spec{Kernel: plan.Kernel{Name: commit.Spec(), Spec: commit.Spec()}, Config: *f.config, Name: commit.Short(), Claims: splitList(*claimList)}, ss)
 	if err != nil {
 		return exitSkip, err
 	}
 	p, o := f.start()
 	defer p.Close()
-	h := harness.New(o)
 	outDir, err := f.outDir()
 	if err != nil {
 		return exitSkip, err
 	}
-	start := time.Now()
-	n := 0
-	class, runs, err := bisect.Step(ctx, f.policy(), func(ctx context.Context) (bisect.Run, error) {
-		n++
-		out := h.Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, filepath.Join(outDir, fmt.Sprintf("run%d", n)))
-		return bisect.Judge(out.Run.Results), nil
-	})
+	if *logPath == "" {
+		*logPath = bisect.DefaultLog(f.cache, commit)
+	}
+	step := &bisect.CommitStep{Commit: commit, Policy: f.policy(), FindFix: *findFix, Log: *logPath, Test: harness.New(o).StepRuns(v, ss, outDir)}
+	res, err := step.Run(ctx)
 	p.Close()
 	if err != nil {
 		return exitSkip, err
 	}
-	code := bisect.ExitCode(class, *findFix)
-	if *logPath == "" {
-		*logPath = filepath.Join(f.cache, "bisect", strings.TrimSuffix(filepath.Base(commit.Repo), ".git")+".jsonl")
-	}
-	rec := bisect.StepRecord{Time: time.Now(), Commit: commit.Hash, Subject: commit.Subject, Class: class.String(), Exit: code, Runs: runs}
-	if err := bisect.AppendLog(*logPath, rec); err != nil {
-		return exitSkip, err
-	}
-	detail := ""
-	if len(runs) > 0 {
-		detail = runs[len(runs)-1].Detail
-	}
-	fmt.Printf("bisect-step %s %q: %s (exit %d) after %d run(s) in %s %s\nlog: %s\n", commit.Hash[:12], commit.Subject, class, code, len(runs), time.Since(start).Round(100*time.Millisecond), detail, *logPath)
-	return code, nil
+	fmt.Printf("%s\nlog: %s\n", res, res.Log)
+	return res.Record.Exit, nil
 }
 
 // cmdBisectSeries is "fusevm bisect series": the first version whose
@@ -149,59 +129,27 @@ func cmdBisectSeries(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
-	var versions []bisect.Version
-	for _, v := range variants {
-		bv := bisect.Version{Name: v.Name}
-		for _, pt := range v.Series.Patches {
-			bv.Patches = append(bv.Patches, pt.Name)
-		}
-		versions = append(versions, bv)
-	}
 	p, o := f.start()
 	defer p.Close()
 	outDir, err := f.outDir()
 	if err != nil {
 		return exitFail, err
 	}
-	search := &bisect.SeriesSearch{
-		Policy:   f.policy(),
-		Kernel:   *spec,
-		Versions: versions,
-		Tester:   &harness.SeriesTester{Harness: harness.New(o), Versions: variants, Scenarios: ss, Dir: outDir},
-		Tried:    func(t bisect.SeriesTry) { p.Printf("==> %s: %s %s", t, t.Class, t.Detail) },
-	}
+	tester := &harness.SeriesTester{Harness: harness.New(o), Versions: variants, Scenarios: ss, Dir: outDir}
+	search := tester.Search(f.policy(), *spec)
+	search.Tried = func(t bisect.SeriesTry) { p.Printf("==> %s: %s %s", t, t.Class, t.Detail) }
 	rep, err := search.Run(ctx)
 	p.Close()
-	if werr := writeSeriesReport(rep, outDir); werr != nil {
+	txt, werr := rep.WriteFiles(outDir)
+	if werr == nil {
+		werr = rep.WriteText(os.Stdout)
+	}
+	if werr != nil {
 		return exitFail, errors.Join(err, werr)
 	}
+	fmt.Printf("\nreport: %s\n", txt)
 	if err != nil || rep.BadVersion != "" {
 		return exitFail, err
 	}
 	return exitOK, nil
-}
-
-// writeSeriesReport writes bisect.json and bisect.txt, and prints the text.
-func writeSeriesReport(rep *bisect.SeriesReport, outDir string) error {
-	rep.Finished = time.Now()
-	data, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return fmt.Errorf("bisect.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(outDir, "bisect.json"), append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	txt := filepath.Join(outDir, "bisect.txt")
-	fh, err := os.Create(txt)
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(rep.WriteText(fh), fh.Close()); err != nil {
-		return fmt.Errorf("%s: %w", txt, err)
-	}
-	if err := rep.WriteText(os.Stdout); err != nil {
-		return err
-	}
-	fmt.Printf("\nreport: %s\n", txt)
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"fusevm/harness"
 	"fusevm/kernel"
 	"fusevm/progress"
+	"fusevm/report"
 	"fusevm/vmtest"
 )
 
@@ -85,24 +86,31 @@ func (c *common) outDir() (string, error) {
 // summary and returns the exit code: 2 when a kernel specification was
 // wrong, 1 when a result is unexpected or the run was interrupted.
 func finish(out *harness.Outcome, outDir string, interrupted error) (int, error) {
-	out.Run.Command = os.Args
-	if err := out.Run.WriteFiles(outDir); err != nil {
+	if err := save(out.Run, outDir); err != nil {
 		return exitFail, err
 	}
-	out.Run.WriteSummary(os.Stdout)
 	fmt.Printf("\nresults: %s\n", outDir)
 	if interrupted != nil {
 		return exitFail, interrupted
 	}
-	for _, f := range out.Failures {
-		if errors.Is(f.Err, kernel.ErrBadSpec) {
-			return exitUsage, nil // the harness showed the error
-		}
+	if out.BadSpec() {
+		return exitUsage, nil // the harness showed the error
 	}
 	if !out.Run.AllAsExpected() {
 		return exitFail, nil
 	}
 	return exitOK, nil
+}
+
+// save writes the files of run, with the command line that made it, into
+// outDir and prints its summary.
+func save(run *report.Run, outDir string) error {
+	run.Command = os.Args
+	if err := run.WriteFiles(outDir); err != nil {
+		return err
+	}
+	run.WriteSummary(os.Stdout)
+	return nil
 }
 
 // parseError is the exit code and error of a failed flag parse: -h is no
@@ -119,18 +127,6 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-// rootPath resolves a relative path against the working directory when it
-// exists there, else against the fusevm source tree.
-func rootPath(root, path string) string {
-	if filepath.IsAbs(path) {
-		return path
-	}
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	return filepath.Join(root, path)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

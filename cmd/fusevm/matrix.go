@@ -32,8 +32,8 @@ func cmdMatrix(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	pl, err := plan.LoadMatrix(rootPath(root, *file), root, plan.Selection{
-		KernelsFile: rootPath(root, *kernelsFile),
+	pl, err := plan.LoadMatrix(plan.ConfigFile(root, *file), root, plan.Selection{
+		KernelsFile: plan.ConfigFile(root, *kernelsFile),
 		Kernels:     splitList(*kernelNames),
 		Configs:     splitList(*configs),
 		Scenarios:   splitList(*scen),

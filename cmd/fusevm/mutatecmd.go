@@ -88,8 +88,7 @@ func cmdMutate(ctx context.Context, args []string) (int, error) {
 	}
 	m := harness.New(o).Mutate(ctx, v, ss, picked, names, equiv, outDir)
 	p.Close()
-	title := fmt.Sprintf("Mutation analysis of %s on %s (%s)", v.Name, v.Kernel.Name, v.Config)
-	if err := m.WriteFiles(outDir, picked, title); err != nil {
+	if err := m.WriteFiles(outDir, picked, harness.MutationTitle(v)); err != nil {
 		return exitFail, err
 	}
 	if m.Run == nil {

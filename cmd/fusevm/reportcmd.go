@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"fusevm/harness"
 	"fusevm/report"
-	"fusevm/scenarios"
 )
 
 // loadResults reads a results directory given on the command line: a
@@ -25,23 +20,6 @@ func loadResults(arg string) (string, *report.Run, error) {
 		return "", nil, usageError{err}
 	}
 	return dir, run, nil
-}
-
-// gitTester is "Name <email>" from git's user.name and user.email, "" when
-// either is unset (or git is missing).
-func gitTester() string {
-	get := func(key string) string {
-		out, err := exec.Command("git", "config", "--get", key).Output()
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(string(out))
-	}
-	name, email := get("user.name"), get("user.email")
-	if name == "" || email == "" {
-		return ""
-	}
-	return fmt.Sprintf("%s <%s>", name, email)
 }
 
 // cmdReport is "fusevm report RESULTS": the plain-text report to paste
@@ -60,16 +38,9 @@ func cmdReport(args []string) (int, error) {
 		return exitUsage, err
 	}
 	if !isSet(fs, "tested-by") {
-		*testedBy = gitTester()
+		*testedBy = report.GitTester()
 	}
-	builtin := scenarios.Names()
-	arg := func(name string) string {
-		if slices.Contains(builtin, name) {
-			return name
-		}
-		return filepath.Join(dir, harness.ScenariosDir, name+".fvm")
-	}
-	if err := run.WriteText(os.Stdout, report.TextOptions{Dir: dir, TestedBy: *testedBy, ScenarioArg: arg}); err != nil {
+	if err := run.WriteText(os.Stdout, report.TextOptions{Dir: dir, TestedBy: *testedBy, ScenarioArg: harness.ScenarioArg(dir)}); err != nil {
 		return exitFail, err
 	}
 	return exitOK, nil
@@ -93,19 +64,7 @@ func cmdRepro(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	cell, err := from.FindCell(fs.Arg(1))
-	if err != nil {
-		return exitUsage, usageError{err}
-	}
-	if strings.HasPrefix(cell.Scenario, "(") {
-		k := from.KernelOf(cell)
-		args := ""
-		if k != nil {
-			args = " " + strings.Join(k.RunArgs, " ")
-		}
-		return exitUsage, usagef("%s is no scenario but a row about the whole variant: run the variant again (fusevm run%s)", cell.CellID(), args)
-	}
-	s, err := cellScenario(dir, cell.Scenario)
+	rp, err := harness.NewRepro(dir, from, fs.Arg(1), *count)
 	if err != nil {
 		return exitUsage, usageError{err}
 	}
@@ -118,18 +77,15 @@ func cmdRepro(ctx context.Context, args []string) (int, error) {
 	}
 	p, o := c.start()
 	defer p.Close()
-	run, err := harness.New(o).Repro(ctx, harness.Repro{From: from, Cell: cell, Scenario: s, Count: *count}, outDir)
+	run, err := harness.New(o).Repro(ctx, rp, outDir)
 	p.Close()
 	if err != nil {
 		return exitFail, err
 	}
-	run.Command = os.Args
-	if err := run.WriteFiles(outDir); err != nil {
+	if err := save(run, outDir); err != nil {
 		return exitFail, err
 	}
-	run.WriteSummary(os.Stdout)
-	same, total := run.Results[0].RunsOf(cell.Verdict)
-	fmt.Printf("\n%s: %s in %d of %d run(s) (recorded %s, expected %s)\nresults: %s\n", cell.CellID(), cell.Verdict, same, total, cell.Verdict, cell.Expected, outDir)
+	fmt.Printf("\n%s\nresults: %s\n", rp.Tally(run), outDir)
 	if ctx.Err() != nil {
 		return exitFail, ctx.Err()
 	}
@@ -137,22 +93,4 @@ func cmdRepro(ctx context.Context, args []string) (int, error) {
 		return exitFail, nil
 	}
 	return exitOK, nil
-}
-
-// cellScenario is the script a cell ran: the copy in its results
-// directory, else the built-in scenario of that name.
-func cellScenario(dir, name string) (scenarios.Scenario, error) {
-	path := filepath.Join(dir, harness.ScenariosDir, name+".fvm")
-	names := []string{name}
-	if _, err := os.Stat(path); err == nil {
-		names = []string{path}
-	}
-	ss, err := scenarios.Load(names)
-	if err != nil {
-		return scenarios.Scenario{}, fmt.Errorf("scenario %s: %w", name, err)
-	}
-	if len(ss) != 1 {
-		return scenarios.Scenario{}, errors.New("scenario " + name + ": not found")
-	}
-	return ss[0], nil
 }

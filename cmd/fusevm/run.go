@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"strings"
 
 	"fusevm/assets"
 	"fusevm/harness"
@@ -54,9 +53,15 @@ func (f *variantFlags) variant(fs *flag.FlagSet, cache string) (*plan.Variant, [
 			return nil, nil, exitUsage, usageError{err}
 		}
 	}
-	k, err := runKernel(root, *f.kernelsFile, *f.spec, *f.image, *f.modules, fs)
+	if *f.image != "" && isSet(fs, "kernel") {
+		return nil, nil, exitUsage, usagef("give --kernel or --kernel-image, not both")
+	}
+	if *f.image == "" && *f.modules != "" {
+		return nil, nil, exitUsage, usagef("--modules goes with --kernel-image")
+	}
+	k, err := plan.KernelChoice{Spec: *f.spec, Image: *f.image, Modules: *f.modules, KernelsFile: plan.ConfigFile(root, *f.kernelsFile)}.Kernel()
 	if err != nil {
-		return nil, nil, exitUsage, err
+		return nil, nil, exitUsage, usageError{err}
 	}
 	if k.Prebuilt() && isSet(fs, "config") {
 		return nil, nil, exitUsage, usagef("--config does not apply to a prebuilt kernel")
@@ -91,30 +96,4 @@ func cmdRun(ctx context.Context, args []string) (int, error) {
 	out := harness.New(o).Run(ctx, &plan.Plan{Variants: []*plan.Variant{v}, Scenarios: ss}, outDir)
 	p.Close()
 	return finish(out, outDir, ctx.Err())
-}
-
-// runKernel picks the kernel of "fusevm run": a prebuilt image, a name in
-// the kernels file, or a source spec.
-func runKernel(root, kernelsFile, spec, image, modules string, fs *flag.FlagSet) (plan.Kernel, error) {
-	if image != "" {
-		if isSet(fs, "kernel") {
-			return plan.Kernel{}, usagef("give --kernel or --kernel-image, not both")
-		}
-		return plan.Kernel{Name: image, Image: image, Modules: modules}, nil
-	}
-	if modules != "" {
-		return plan.Kernel{}, usagef("--modules goes with --kernel-image")
-	}
-	if strings.Contains(spec, ":") {
-		return plan.Kernel{Name: spec, Spec: spec}, nil
-	}
-	all, err := plan.LoadKernels(rootPath(root, kernelsFile))
-	if err != nil {
-		return plan.Kernel{}, usageError{err}
-	}
-	ks, err := plan.PickKernels(all, []string{spec})
-	if err != nil {
-		return plan.Kernel{}, usageError{err}
-	}
-	return ks[0], nil
 }

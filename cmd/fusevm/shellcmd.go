@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 
 	"fusevm/harness"
@@ -34,25 +33,13 @@ func cmdShell(ctx context.Context, args []string) (int, error) {
 	}
 	p, o := c.start()
 	defer p.Close()
-	sh := harness.Shell{
-		Variant: v, Scenarios: ss,
-		Terminal: vmtest.Terminal{In: os.Stdin, Out: os.Stdout, Err: os.Stderr},
-		Ready: func(si harness.ShellInfo) {
-			p.Close()
-			fmt.Fprintf(os.Stderr, "==> shell: %s %s under %s (%s)\n", v.Kernel.Name, v.Label(), si.Accel, si.AccelNote)
-			fmt.Fprintf(os.Stderr, "    kernel %s\n    kernel command line: %s\n", si.Kernel, si.Cmdline)
-			fmt.Fprintf(os.Stderr, "    in the guest: help lists the commands, exit powers off; Ctrl-A x quits QEMU\n")
-			if si.GDB != "" {
-				fmt.Fprintf(os.Stderr, "==> gdb: QEMU waits for gdb on port %d; in another terminal:\n    %s\n", *gdbPort, si.GDB)
-				fmt.Fprintf(os.Stderr, "    then \"continue\" (use hbreak for breakpoints before the kernel is up)\n")
-				if si.Vmlinux == "" {
-					fmt.Fprintf(os.Stderr, "    (a prebuilt kernel has no vmlinux here: gdb gets no symbols)\n")
-				}
-			}
-		},
-	}
+	sh := harness.Shell{Variant: v, Scenarios: ss, Terminal: vmtest.Terminal{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}}
 	if *gdb {
 		sh.GDBPort = *gdbPort
+	}
+	sh.Ready = func(si harness.ShellInfo) {
+		p.Close()
+		sh.WriteBanner(os.Stderr, si)
 	}
 	if err := harness.New(o).Shell(ctx, sh); err != nil {
 		return exitFail, err
