@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fusevm/events"
+	"fusevm/internal/atomicfile"
 	"fusevm/verdict"
 )
 
@@ -177,12 +178,7 @@ func (run *Run) WriteJSON(path string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(data, '\n'), 0o644)
 }
 
 // RunsOf counts the runs of r (each repeat, or the one run) that gave v,
