@@ -36,7 +36,7 @@ Usage:
   fusetestd serve --state STATEDIR --backing DIR [--recovery STRATEGY]
                   [--id-per-open] [--inode-cache] [--inode-cache-bit N]
                   [--no-passthrough] [--no-probe] [--readers N]
-                  [--ttl DURATION] [--standby] [--debug]
+                  [--ttl DURATION] [--standby] [--init-fail-nth N] [--debug]
       One daemon generation: takes the connection from the keeper, replays
       the saved INIT (the first generation answers it), applies the recovery
       strategy, sends FUSE_NOTIFY_RESEND if an earlier generation existed,
@@ -64,6 +64,12 @@ Usage:
                           holds files open on the mount must not fork+exec
                           while no daemon serves (the exec's close of those
                           files sends FLUSH, which nobody answers)
+      --init-fail-nth N   the generation that answers INIT makes the Nth
+                          slab allocation of that write fail (kernel fault
+                          injection: CONFIG_FAULT_INJECTION, CONFIG_FAILSLAB,
+                          CONFIG_FAULT_INJECTION_DEBUG_FS) and logs whether
+                          the kernel got that far; refused by a later
+                          generation
       --debug             log every request and reply on stderr
 
   fusetestd status --state STATEDIR
@@ -195,8 +201,12 @@ func cmdServe(args []string) error {
 	fs.DurationVar(&cfg.TTL, "ttl", 0, "")
 	fs.BoolVar(&cfg.Debug, "debug", false, "")
 	fs.BoolVar(&cfg.Standby, "standby", false, "")
+	fs.IntVar(&cfg.InitFailNth, "init-fail-nth", 0, "")
 	if err := parse(fs, args, "state", "backing"); err != nil {
 		return err
+	}
+	if cfg.InitFailNth < 0 {
+		return usageError{fmt.Errorf("serve: --init-fail-nth %d: want a positive number", cfg.InitFailNth)}
 	}
 	if bit > 31 {
 		return usageError{fmt.Errorf("serve: --inode-cache-bit %d: want 0..31", bit)}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"fusevm/fuseabi"
+	"fusevm/internal/failnth"
 	"fusevm/fusetestd/ctl"
 )
 
@@ -55,6 +56,10 @@ type ServeConfig struct {
 	// before an OPEN that the kernel refuses it BACKING_OPEN. Recovery
 	// scan-close, which scans below the probe id, reports ENOTSUP.
 	NoProbe bool
+	// InitFailNth, if positive, makes the Nth slab allocation of the
+	// INIT reply's write fail (internal/failnth); only the generation
+	// that answers INIT may have it.
+	InitFailNth int
 	// Readers is the number of goroutines reading /dev/fuse.
 	Readers int
 	// TTL is the entry and attribute timeout given to the kernel.
@@ -248,9 +253,25 @@ func (d *daemon) restoreInit() error {
 		d.inodeCacheFlag = 1 << d.cfg.InodeCacheBit
 	}
 	if d.lease.InitAnswered {
+		if d.cfg.InitFailNth > 0 {
+			return errors.New("--init-fail-nth: INIT was answered by an earlier generation")
+		}
 		return nil
 	}
-	if _, err := unix.Write(d.dev, out[:n]); err != nil {
+	write := func() error {
+		_, err := unix.Write(d.dev, out[:n])
+		return err
+	}
+	if d.cfg.InitFailNth > 0 {
+		if err := failnth.Setup(); err != nil {
+			return err
+		}
+		injected, err := failnth.Do(d.cfg.InitFailNth, write)
+		if err != nil {
+			return fmt.Errorf("write FUSE_INIT reply: %w", err)
+		}
+		d.log.Printf("INIT reply written with slab allocation %d failing: reached %v", d.cfg.InitFailNth, injected)
+	} else if err := write(); err != nil {
 		return fmt.Errorf("write FUSE_INIT reply: %w", err)
 	}
 	return d.lease.ReportInitAnswered()

@@ -50,6 +50,8 @@ func TestExpectations(t *testing.T) {
 		"close-all-no-kernel-leak":       {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
 		"close-minus-one-race":           {"baseline": verdict.Fail, "v1": verdict.Pass, "v2": verdict.Fail, "v2-patch2": verdict.Fail},
 		"backing-ids-race":               {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"close-all-enomem":               {"baseline": verdict.Fail, "v1": verdict.Fail, "v2": verdict.Pass, "v2-patch2": verdict.Fail},
+		"init-enomem":                    {"baseline": verdict.Pass, "v1": verdict.Pass, "v2": verdict.Pass, "v2-patch2": verdict.Pass},
 	}
 	for name, byVariant := range want {
 		ss, err := Load([]string{name})

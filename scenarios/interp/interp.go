@@ -204,7 +204,13 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 	switch st.Op {
 	case "repeat":
 		n, _ := strconv.Atoi(st.Args[0])
+		counter, _ := strings.CutPrefix(strings.Join(st.Args[1:], ""), "as=")
 		for i := 0; i < n; i++ {
+			if counter != "" {
+				r.mu.Lock()
+				r.vars[counter] = strconv.Itoa(i + 1)
+				r.mu.Unlock()
+			}
 			if err := r.steps(ctx, st.Body); err != nil {
 				return fmt.Errorf("repeat %d/%d: %w", i+1, n, err)
 			}
@@ -212,6 +218,15 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 		return nil
 	case "race":
 		return r.race(ctx, st)
+	case "if":
+		v, err := r.value(st.Args[0])
+		if err != nil {
+			return &StepError{Line: st.Line, Step: "if " + st.Args[0] + " " + st.Args[1], Got: "error (" + err.Error() + ")", Want: "ok"}
+		}
+		if v != st.Args[1] {
+			return nil
+		}
+		return r.steps(ctx, st.Body)
 	}
 	text := st.Op + " " + strings.Join(printable(st.Args), " ")
 	if !r.inRace(ctx) {
@@ -228,7 +243,7 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 		}
 		r.env.Emit(events.Event{Kind: events.Step, Line: st.Line, Detail: strings.TrimSpace(text) + " => " + d})
 	}
-	if got != want && want != script.Any {
+	if !script.Accepts(want, got) {
 		e := &StepError{Line: st.Line, Step: strings.TrimSpace(text), Got: got, Want: want}
 		if detail != "" {
 			e.Got += " (" + detail + ")"
@@ -771,6 +786,14 @@ func (r *runner) daemonArgs(c *connection, fl []string) ([]string, bool, error) 
 			args = append(args, "--no-passthrough")
 		case k == "no-probe" && !hasV:
 			args = append(args, "--no-probe")
+		case k == "init-fail-nth" && hasV:
+			if strings.HasPrefix(v, "$") {
+				var err error
+				if v, err = r.value(v); err != nil {
+					return nil, false, err
+				}
+			}
+			args = append(args, "--init-fail-nth="+v)
 		default:
 			return nil, false, fmt.Errorf("unknown daemon flag %q", f)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"fusevm/fuseabi"
+	"fusevm/internal/failnth"
 	"fusevm/scenarios/script"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,9 @@ import (
 // ioctl runs one backing ioctl on a dup of connection c's /dev/fuse fd.
 // Flag nocap drops CAP_SYS_ADMIN from this thread's effective set for the
 // call (capabilities are per thread; the thread is locked meanwhile).
+// Flag fail-nth=N makes the call's Nth slab allocation fail (kernel fault
+// injection); the step's detail says whether the call got that far.
+// Flag result=VAR stores the outcome (ok or the errno's name).
 func (r *runner) ioctl(c *connection, _ context.Context, st *script.Step) (string, string) {
 	op := st.Args[0]
 	var pos []string
@@ -34,11 +38,36 @@ func (r *runner) ioctl(c *connection, _ context.Context, st *script.Step) (strin
 	if err != nil {
 		return fail("%v", err)
 	}
+	failN := 0
+	if v, ok := f["fail-nth"]; ok {
+		if strings.HasPrefix(v, "$") {
+			if v, err = r.value(v); err != nil {
+				return fail("%v", err)
+			}
+		}
+		if failN, err = strconv.Atoi(v); err != nil || failN < 1 {
+			return fail("fail-nth=%s: want a positive number", v)
+		}
+		if err := failnth.Setup(); err != nil {
+			return fail("%v", err)
+		}
+	}
 	_, nocap := f["nocap"]
+	reached := false
 	call := func(fn func() error) error {
+		if failN > 0 {
+			plain := fn
+			fn = func() error {
+				var err error
+				reached, err = failnth.Do(failN, plain)
+				return err
+			}
+		}
 		if !nocap {
 			return fn()
 		}
+		// Capabilities first: capset allocates new credentials, and
+		// that allocation must not be the one fail-nth counts.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		restore, err := dropSysAdmin()
@@ -48,6 +77,27 @@ func (r *runner) ioctl(c *connection, _ context.Context, st *script.Step) (strin
 		defer restore()
 		return fn()
 	}
+	got, detail := r.ioctlOp(op, pos, f, fd, call)
+	if failN > 0 {
+		note := fmt.Sprintf("slab allocation %d failed", failN)
+		if !reached {
+			note = fmt.Sprintf("fewer than %d slab allocations: none failed", failN)
+		}
+		if detail != "" {
+			note = detail + "; " + note
+		}
+		detail = note
+	}
+	if v, ok := f["result"]; ok {
+		r.mu.Lock()
+		r.vars[v] = got
+		r.mu.Unlock()
+	}
+	return got, detail
+}
+
+// ioctlOp runs ioctl op through call (which applies nocap and fail-nth).
+func (r *runner) ioctlOp(op string, pos []string, f map[string]string, fd int, call func(func() error) error) (string, string) {
 	switch op {
 	case "close-all":
 		return outcome(call(func() error { return fuseabi.BackingCloseAll(fd) }))

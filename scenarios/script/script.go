@@ -14,14 +14,17 @@
 //	repeat 50                          blocks end with "end"
 //	  ...
 //	end
+//	if $r ENOMEM                       the block runs when a stored value matches
+//	  ...
+//	end
 //	race 5s                            threads loop their steps concurrently
 //	  thread
 //	    ...
 //	  end
 //	end
 //
-// An outcome is ok, an errno name (EIO, EPERM, ...), or any (whatever
-// happens, for steps racing each other). A conditional outcome picks by a claim of
+// An outcome is ok, an errno name (EIO, EPERM, ...), alternatives
+// (ok|ENOMEM), or any (whatever happens, for steps racing each other). A conditional outcome picks by a claim of
 // the kernel under test. Without "=>", a step must give ok. Arguments are
 // words or double-quoted strings (Go escapes); "$name" refers to a value a
 // previous step stored with as=name.
@@ -118,7 +121,7 @@ var Ops = map[string]OpSpec{
 	"backing": {Args: []Arg{Size, Flag}, Help: "mount a fresh tmpfs of SIZE for the backing files, the one every FUSE mount serves; as=NAME mounts a further one, served by no daemon, whose files are written NAME:PATH"},
 	"file":    {Args: []Arg{BackingPath, Value}, Help: "create a backing file with CONTENT"},
 	"fill":    {Args: []Arg{BackingPath, Size}, Help: "create a backing file of SIZE bytes (a repeating pattern)"},
-	"mount":   {Args: []Arg{Flag}, Help: "mount a FUSE connection: start its keeper and a first daemon generation; it becomes the current connection (flags: as=NAME names it, main without; recovery=STRATEGY, id-per-open, inode-cache, no-passthrough, no-probe: the daemon registers no probe backing id at start and learns passthrough from the INIT reply alone, so the first id the scenario registers on a fresh connection is 1; recovery=scan-close then cannot scan and reports ENOTSUP)"},
+	"mount":   {Args: []Arg{Flag}, Help: "mount a FUSE connection: start its keeper and a first daemon generation; it becomes the current connection (flags: as=NAME names it, main without; recovery=STRATEGY, id-per-open, inode-cache, no-passthrough, no-probe: the daemon registers no probe backing id at start and learns passthrough from the INIT reply alone, so the first id the scenario registers on a fresh connection is 1; recovery=scan-close then cannot scan and reports ENOTSUP; init-fail-nth=N (N or $VAR): the daemon writes the INIT reply with its Nth slab allocation failing, kernel fault injection)"},
 	"use":     {Args: []Arg{Conn}, Help: "make connection NAME the current one: the daemon, mount and ioctl steps act on it (handles stay usable whatever the current connection)"},
 	"crash":   {Help: "SIGKILL the daemon and wait for it to die"},
 	"restart": {Args: []Arg{Flag}, Help: "start a new daemon generation (flags as for mount, without as=) and wait until it serves"},
@@ -142,7 +145,7 @@ var Ops = map[string]OpSpec{
 	"hold":        {Args: []Arg{Word}, Help: "let the daemon read but not answer requests of OPCODE"},
 	"release":     {Args: []Arg{Word}, Help: "answer the held requests of OPCODE and stop holding"},
 	// The kernel interface, on a dup of the connection's /dev/fuse fd.
-	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH [as=VAR] [is=REF] [not=REF] [count=N] | backing-close ID | close-all | close-minus-one; PATH is a backing file (NAME:PATH on a further backing filesystem), REF is $VAR or a number compared with the (last) id; flag nocap drops CAP_SYS_ADMIN for the call"},
+	"ioctl": {Args: []Arg{Word, Flag}, Help: "backing-open PATH [as=VAR] [is=REF] [not=REF] [count=N] | backing-close ID | close-all | close-minus-one; PATH is a backing file (NAME:PATH on a further backing filesystem), REF is $VAR or a number compared with the (last) id; flag nocap drops CAP_SYS_ADMIN for the call; fail-nth=N (N or $VAR) makes the call's Nth slab allocation fail (kernel fault injection; the detail says whether the call got that far); result=VAR stores the outcome (ok or the errno's name)"},
 	// The backing filesystems and the connections.
 	"free-space":     {Args: []Arg{Flag}, Help: "free bytes of the main backing tmpfs, or with on=NAME of backing filesystem NAME; as=VAR stores them, is=REF compares (REF: $VAR or a number)"},
 	"unlink-backing": {Args: []Arg{BackingPath}, Help: "unlink a backing file directly"},
@@ -155,7 +158,8 @@ var Ops = map[string]OpSpec{
 	"sleep": {Args: []Arg{Duration}, Help: "pause"},
 	// Kernel debugging.
 	"sysrq":  {Args: []Arg{Word}, Help: "write KEY to /proc/sysrq-trigger (c: crash the kernel; needs CONFIG_MAGIC_SYSRQ)"},
-	"repeat": {Args: []Arg{Count}, Block: true, Help: "run the block N times"},
+	"repeat": {Args: []Arg{Count, Flag}, Block: true, Help: "run the block N times; as=VAR counts the rounds in $VAR (1, 2, ... N)"},
+	"if":     {Args: []Arg{Value, Word}, Block: true, Help: "run the block only when VALUE (a $VAR a step stored) equals WORD, e.g. if $r ENOMEM"},
 	"race":   {Args: []Arg{Duration}, Block: true, Help: "run the thread blocks concurrently, each in a loop, for DURATION"},
 	"thread": {Block: true, Help: "one looping thread of a race"},
 }
@@ -178,6 +182,8 @@ var (
 	claimRe = lazyre.New(`^[a-z][a-z0-9_]*$`)
 	sizeRe  = lazyre.New(`^[0-9]+[KMG]?$`)
 	refRe   = lazyre.New(`^(\$.+|[0-9]+)$`)
+	// countRefRe is a positive number or $VAR.
+	countRefRe = lazyre.New(`^(\$[a-z][a-z0-9_]*|[1-9][0-9]*)$`)
 	// growthRe is kernel-memory's at-most=$VAR+SIZE.
 	growthRe = lazyre.New(`^\$[a-z][a-z0-9_]*\+[0-9]+[KMG]?$`)
 )
@@ -357,6 +363,12 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 		if name != "" {
 			declared[name] = true
 		}
+	case "repeat":
+		for _, f := range flags {
+			if v, ok := strings.CutPrefix(f, "as="); !ok || !nameRe().MatchString(v) || len(flags) > 1 {
+				return fmt.Errorf("unknown flag %q (want one as=VAR)", f)
+			}
+		}
 	case "restart":
 		for _, f := range flags {
 			if strings.HasPrefix(f, "as=") {
@@ -399,6 +411,10 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 				return fmt.Errorf("%s=%s: want $VAR or a number", k, v)
 			case st.Op == "backing-ino" && (!ok || (k != "as" && k != "is" && k != "not")):
 				return fmt.Errorf("unknown flag %q (want as=VAR, is=REF, not=REF)", f)
+			case st.Op == "ioctl" && k == "fail-nth" && !countRefRe().MatchString(v):
+				return fmt.Errorf("fail-nth=%s: want a positive number or $VAR", v)
+			case st.Op == "ioctl" && k == "result" && !nameRe().MatchString(v):
+				return fmt.Errorf("result=%s: want a variable name", v)
 			case st.Op == "ioctl" && !ok && f != "nocap" && st.Args[0] == "backing-open":
 				if err := sc.checkBackingPath(f); err != nil {
 					return err
@@ -582,10 +598,29 @@ func parseOutcome(s string) (*Outcome, error) {
 }
 
 func checkOutcome(s string) error {
-	if s == "ok" || s == Any || ErrnoRe().MatchString(s) {
+	if s == Any {
 		return nil
 	}
-	return fmt.Errorf("bad outcome %q (want ok, any, or an errno like EIO)", s)
+	for _, alt := range strings.Split(s, "|") {
+		if alt != "ok" && !ErrnoRe().MatchString(alt) {
+			return fmt.Errorf("bad outcome %q (want ok, any, an errno like EIO, or alternatives like ok|ENOMEM)", s)
+		}
+	}
+	return nil
+}
+
+// Accepts reports whether a step that gave got meets the resolved
+// outcome want: any, one outcome, or alternatives joined by "|".
+func Accepts(want, got string) bool {
+	if want == Any {
+		return true
+	}
+	for _, alt := range strings.Split(want, "|") {
+		if alt == got {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseSize parses 4096, 16K, 16M or 1G.

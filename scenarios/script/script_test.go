@@ -105,6 +105,16 @@ func TestParseErrors(t *testing.T) {
 		{"backing-ino a.txt is=x", "x.fvm:1: backing-ino: is=x: want $VAR or a number"},
 		{"backing-ino a.txt ls=$x", "x.fvm:1: backing-ino: unknown flag \"ls=$x\""},
 		{"kernel-memory", "x.fvm:1: kernel-memory: want one flag: as=VAR or at-most=$VAR+SIZE"},
+		// Fault injection, stored outcomes, alternatives and if blocks.
+		{"mount\nioctl close-all fail-nth=0", "x.fvm:2: ioctl: fail-nth=0: want a positive number or $VAR"},
+		{"mount\nioctl close-all fail-nth=many", "x.fvm:2: ioctl: fail-nth=many: want a positive number or $VAR"},
+		{"mount\nioctl close-all result=R", "x.fvm:2: ioctl: result=R: want a variable name"},
+		{"crash => ok|maybe", "x.fvm:1: bad outcome \"ok|maybe\""},
+		{"crash => ok|", "x.fvm:1: bad outcome \"ok|\""},
+		{"if $r\ncrash\nend", "x.fvm:1: if: want 2 operand(s), got 1"},
+		{"if r ok\ncrash\nend", "x.fvm:1: if: operand 1 \"r\" is not a valid quoted string or $var"},
+		{"repeat 2 as=I\ncrash\nend", "x.fvm:1: repeat: unknown flag \"as=I\" (want one as=VAR)"},
+		{"repeat 2 times=3\ncrash\nend", "x.fvm:1: repeat: unknown flag \"times=3\""},
 		{"kernel-memory at-most=$m", "x.fvm:1: kernel-memory: unknown flag \"at-most=$m\""},
 		{"kernel-memory at-most=$m+lots", "x.fvm:1: kernel-memory: unknown flag \"at-most=$m+lots\""},
 		{"kernel-memory as=m is=1", "x.fvm:1: kernel-memory: want one flag"},
@@ -180,6 +190,29 @@ func TestScopeParse(t *testing.T) {
 		_, err := sc.Parse("step", "step", c.line)
 		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%q: %v, want %q", c.line, err, c.err)
+		}
+	}
+}
+
+// TestAccepts: a step meets any, its one outcome, or one of its
+// alternatives, and nothing else.
+func TestAccepts(t *testing.T) {
+	cases := []struct {
+		want, got string
+		ok        bool
+	}{
+		{"any", "EIO", true},
+		{"ok", "ok", true},
+		{"ok", "ENOMEM", false},
+		{"ok|ENOMEM", "ENOMEM", true},
+		{"ok|ENOMEM", "ok", true},
+		{"ok|ENOMEM", "EINVAL", false},
+		{"ok|ENOMEM", "ok|ENOMEM", false},
+		{"EIO", "error", false},
+	}
+	for _, c := range cases {
+		if got := Accepts(c.want, c.got); got != c.ok {
+			t.Errorf("Accepts(%q, %q) = %v, want %v", c.want, c.got, got, c.ok)
 		}
 	}
 }
