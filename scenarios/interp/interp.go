@@ -322,6 +322,22 @@ func outcome(err error) (string, string) {
 
 func fail(format string, a ...any) (string, string) { return "error", fmt.Sprintf(format, a...) }
 
+// count resolves a positive count: a number, or a $var holding one.
+func (r *runner) count(a string) (int, error) {
+	v := a
+	if strings.HasPrefix(a, "$") {
+		var err error
+		if v, err = r.value(a); err != nil {
+			return 0, err
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s: want a positive number, got %q", a, v)
+	}
+	return n, nil
+}
+
 // value resolves a Value operand: a quoted string or $var.
 func (r *runner) value(a string) (string, error) {
 	if t, q := script.IsQuoted(a); q {
@@ -787,13 +803,11 @@ func (r *runner) daemonArgs(c *connection, fl []string) ([]string, bool, error) 
 		case k == "no-probe" && !hasV:
 			args = append(args, "--no-probe")
 		case k == "init-fail-nth" && hasV:
-			if strings.HasPrefix(v, "$") {
-				var err error
-				if v, err = r.value(v); err != nil {
-					return nil, false, err
-				}
+			n, err := r.count(v)
+			if err != nil {
+				return nil, false, fmt.Errorf("init-fail-nth=%v", err)
 			}
-			args = append(args, "--init-fail-nth="+v)
+			args = append(args, "--init-fail-nth="+strconv.Itoa(n))
 		default:
 			return nil, false, fmt.Errorf("unknown daemon flag %q", f)
 		}

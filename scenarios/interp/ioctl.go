@@ -40,13 +40,8 @@ func (r *runner) ioctl(c *connection, _ context.Context, st *script.Step) (strin
 	}
 	failN := 0
 	if v, ok := f["fail-nth"]; ok {
-		if strings.HasPrefix(v, "$") {
-			if v, err = r.value(v); err != nil {
-				return fail("%v", err)
-			}
-		}
-		if failN, err = strconv.Atoi(v); err != nil || failN < 1 {
-			return fail("fail-nth=%s: want a positive number", v)
+		if failN, err = r.count(v); err != nil {
+			return fail("fail-nth=%v", err)
 		}
 		if err := failnth.Setup(); err != nil {
 			return fail("%v", err)
