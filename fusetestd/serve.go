@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"fusevm/fuseabi"
-	"fusevm/internal/failnth"
 	"fusevm/fusetestd/ctl"
+	"fusevm/internal/failnth"
 )
 
 // Recovery strategies, the values of `serve --recovery`.

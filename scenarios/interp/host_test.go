@@ -14,7 +14,6 @@ import (
 	"fusevm/events"
 	"fusevm/fuseabi"
 	"fusevm/fuseabi/fuseabitest"
-	"fusevm/internal/failnth"
 	"fusevm/scenarios"
 	"fusevm/scenarios/interp"
 	"fusevm/scenarios/interp/interptest"
@@ -43,6 +42,7 @@ var hostFailures = map[string]hostFailure{
 	"close-all-no-kernel-leak":   {"ioctl close-all", "ENOTTY"},
 	"backing-ids-race":           {"ioctl close-all", "ENOTTY"},
 	"close-all-enomem":           {"ioctl close-all", "ENOTTY"},
+	"init-enomem":                {"ioctl close-all", "ENOTTY"},
 	// The dead generation's backing file leaks (recovery gave ENOTTY or
 	// EINVAL, as the scenario expects, before).
 	"leak-after-restart": {"free-space is=$empty", "error"},
@@ -97,12 +97,8 @@ func TestScenariosOnHost(t *testing.T) {
 		}
 		checks = append(checks, check{s, verdict.Fail})
 	}
-	injectErr := failnth.Setup()
 	for _, c := range checks {
 		t.Run(c.s.Name, func(t *testing.T) {
-			if injectErr != nil && c.want == verdict.Pass && usesFaultInjection(c.s.Steps) {
-				t.Skipf("needs allocation failures, which this kernel cannot inject: %v", injectErr)
-			}
 			res, steps := h.run(t, c.s)
 			if res.Verdict != c.want {
 				t.Fatalf("%s, want %s: %s\nsteps:\n%s", res.Verdict, c.want, res.Detail, steps)
@@ -117,22 +113,6 @@ func TestScenariosOnHost(t *testing.T) {
 			}
 		})
 	}
-}
-
-// usesFaultInjection reports whether a step of steps makes allocations
-// fail (fail-nth= or init-fail-nth=).
-func usesFaultInjection(steps []*script.Step) bool {
-	for _, st := range steps {
-		for _, a := range st.Args {
-			if strings.HasPrefix(a, "fail-nth=") || strings.HasPrefix(a, "init-fail-nth=") {
-				return true
-			}
-		}
-		if usesFaultInjection(st.Body) {
-			return true
-		}
-	}
-	return false
 }
 
 // TestTimeoutAbortsEveryConnection runs into a scenario's timeout with a

@@ -39,7 +39,7 @@ var blockScripts = map[string]struct {
 	"repeat": {"repeat 3\n  sleep 1ms\nend\n", 3},
 	// The round counter picks one round of three; an unmatched value
 	// runs nothing.
-	"if": {"repeat 3 as=i\n  if $i 2\n    sleep 1ms\n  end\n  if $i x\n    sleep 1ms\n  end\nend\n", 1},
+	"if":     {"repeat 3 as=i\n  if $i 2\n    sleep 1ms\n  end\n  if $i x\n    sleep 1ms\n  end\nend\n", 1},
 	"race":   {"race 20ms\n  thread\n    sleep 1ms\n  end\n  thread\n    sleep 1ms\n  end\nend\n", 0},
 	"thread": {"race 20ms\n  thread\n    sleep 1ms\n  end\nend\n", 0},
 }
