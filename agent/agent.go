@@ -118,12 +118,21 @@ func run() error {
 		if err := out.failed(); err != nil {
 			return err
 		}
+		taintBefore := taint()
 		kmsg("fusevm: scenario " + sc.Name + " start")
 		res := runScenario(sc, claims, plan.Params, spawner, emit)
 		kmsg("fusevm: scenario " + sc.Name + " end")
 		emit(events.Event{Kind: events.ScenarioEnd, Verdict: res.Verdict, Detail: res.Detail})
 		if err := out.failed(); err != nil {
 			return err
+		}
+		// A kernel that reported something is not trusted with the next
+		// scenario: what it reports then may be the first report's
+		// fallout, and lockdep stays off after its first report. The
+		// host runs the rest in a fresh VM.
+		if t := taint(); t&^taintBefore != 0 {
+			kmsg(fmt.Sprintf("fusevm: scenario %s tainted the kernel (%d -> %d): the rest run in a fresh VM", sc.Name, taintBefore, t))
+			break
 		}
 	}
 	return out.send(events.Event{Time: time.Now(), Kind: events.Done})
@@ -298,6 +307,17 @@ func openPort() (*os.File, error) {
 
 // kmsg writes a line to the kernel log, so it lands on the console between
 // the kernel's own messages.
+// taint is the kernel's taint mask (/proc/sys/kernel/tainted), 0 when
+// it cannot be read.
+func taint() uint64 {
+	data, err := os.ReadFile("/proc/sys/kernel/tainted")
+	if err != nil {
+		return 0
+	}
+	t, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	return t
+}
+
 func kmsg(line string) {
 	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {

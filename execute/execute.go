@@ -2,7 +2,8 @@
 // scenario: the guest's own verdict, overridden by a kernel report seen on
 // the console during that scenario (CRASH), a timeout (HANG) or a QEMU
 // failure (INFRA). When a scenario ends the VM or hangs, the scenarios after
-// it run in a fresh VM, so one fatal scenario costs one cell. It writes the
+// it run in a fresh VM, so one fatal scenario costs one cell; so do they
+// after a scenario during which the kernel reported anything. It writes the
 // console of each VM and events.jsonl for the run.
 package execute
 
@@ -76,8 +77,9 @@ type Outcome struct {
 type vmRun func(ctx context.Context, job Job, pending []scenarios.Scenario, consoleLog string, evLog *events.Writer) (*vmtest.Result, []events.Event, error)
 
 // Run runs every scenario of the job. A VM that ends during a scenario
-// (panic, oops, lockup, QEMU gone) or in which a scenario hangs is not
-// trusted further: the scenarios after that one run in a fresh VM. A VM
+// (panic, oops, lockup, QEMU gone), in which a scenario hangs, or whose
+// kernel reported something during a scenario is not trusted further: the
+// scenarios after that one run in a fresh VM. A VM
 // that ends before its first scenario starts ends the run: the scenarios
 // left get its verdict, with the end of its console in the reason. Every
 // VM consumes at least one scenario, so there are at most as many VMs as
@@ -289,8 +291,8 @@ type judgement struct {
 }
 
 // judge turns the events and the VM result into results. A scenario the VM
-// ended in, or whose guest verdict is HANG, is the last one this VM
-// decides; when no scenario started at all, every pending scenario takes
+// ended in, whose guest verdict is HANG, or during which the kernel
+// reported something, is the last one this VM decides; when no scenario started at all, every pending scenario takes
 // the VM's verdict (the kernel does not boot to a scenario, and another VM
 // would not either).
 func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, vmlinux string) judgement {
@@ -320,7 +322,11 @@ func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, 
 		case t != nil && t.ended:
 			r.Verdict, r.Reason = t.verdict, t.detail
 			r.Duration = t.end.Sub(t.start)
-			if r.Verdict == verdict.Hang {
+			// After a kernel report the kernel is not trusted: a later
+			// report may be its fallout (and lockdep is off after its
+			// first). The agent stops when a scenario taints the kernel;
+			// a report that taints nothing is caught here.
+			if r.Verdict == verdict.Hang || len(reps) > 0 {
 				j.done = min(j.done, i+1)
 			}
 		case t != nil && t.started:

@@ -66,6 +66,28 @@ func TestJudgeReportBecomesCrash(t *testing.T) {
 	}
 }
 
+// TestJudgeReportEndsTheVMsTurn: the scenario after one during which the
+// kernel reported something is not decided by that VM (it runs again in a
+// fresh one), though the guest went on and passed it.
+func TestJudgeReportEndsTheVMsTurn(t *testing.T) {
+	evs := []events.Event{
+		ev(events.Hello, "", "", "7.3.4"),
+		ev(events.ScenarioStart, "fault-warn", "", ""), ev(events.ScenarioEnd, "fault-warn", verdict.Pass, ""),
+		ev(events.ScenarioStart, "after", "", ""), ev(events.ScenarioEnd, "after", verdict.Pass, ""),
+		ev(events.Done, "", "", ""),
+	}
+	vm := &vmtest.Result{Exit: vmtest.GuestShutdown, Console: goldenConsole(t, "debian-7.3-base-warn.log")}
+	j := judge(scen("fault-warn", "after"), evs, vm, "")
+	if j.done != 1 || j.results[0].Verdict != verdict.Crash {
+		t.Errorf("done %d, first %+v; want 1 and CRASH", j.done, j.results[0])
+	}
+	// Without a report both are this VM's.
+	vm.Console = goldenConsole(t, "debian-7.3-base-lockdep.log")
+	if j := judge(scen("fault-warn", "after"), evs, vm, ""); j.done != 2 {
+		t.Errorf("clean console: done %d, want 2", j.done)
+	}
+}
+
 func TestJudgeVMDeath(t *testing.T) {
 	null := goldenConsole(t, "debian-7.3-base-null.log")
 	evs := []events.Event{ev(events.Hello, "", "", ""), ev(events.ScenarioStart, "fault-null", "", "")}
