@@ -278,8 +278,9 @@ func TestEndToEndGitBisect(t *testing.T) {
 // (testdata/fault-series) and runs fault scenarios among ordinary ones. A
 // WARN, a NULL dereference and a CPU stuck in the kernel must each be CRASH
 // in exactly the scenario that triggered it, titled with the function at
-// fault and its stack decoded; the fatal ones end their VM, and the
-// scenarios after them run in fresh VMs and PASS. It runs on the default
+// fault and its stack decoded; each ends its VM's turn (the fatal ones end
+// the VM, the WARN taints the kernel), and the scenarios after them run in
+// fresh VMs and PASS. It runs on the default
 // kernel; FUSEVM_E2E_FAULT_KERNELS names others from configs/kernels.toml
 // (e.g. debian-7.3,debian-7.2,debian-6.12), each built once.
 func TestEndToEndFaults(t *testing.T) {
@@ -334,9 +335,10 @@ func faultsOn(t *testing.T, kernelName, base string) {
 			t.Errorf("%s: %s (%s), want PASS as expected", r.Scenario, r.Verdict, r.Reason)
 		}
 	}
-	// The NULL dereference and the soft lockup each end a VM.
-	if len(consoles) != 3 {
-		t.Errorf("scenarios ran in %d VMs, want 3: %v", len(consoles), consoles)
+	// The WARN, the NULL dereference and the soft lockup each end a VM's
+	// turn: a kernel that reported is not trusted with the next scenario.
+	if len(consoles) != 4 {
+		t.Errorf("scenarios ran in %d VMs, want 4: %v", len(consoles), consoles)
 	}
 }
 
