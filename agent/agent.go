@@ -305,8 +305,6 @@ func openPort() (*os.File, error) {
 	}
 }
 
-// kmsg writes a line to the kernel log, so it lands on the console between
-// the kernel's own messages.
 // taint is the kernel's taint mask (/proc/sys/kernel/tainted), 0 when
 // it cannot be read.
 func taint() uint64 {
@@ -318,6 +316,8 @@ func taint() uint64 {
 	return t
 }
 
+// kmsg writes a line to the kernel log, so it lands on the console between
+// the kernel's own messages.
 func kmsg(line string) {
 	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {

@@ -79,10 +79,10 @@ type vmRun func(ctx context.Context, job Job, pending []scenarios.Scenario, cons
 // Run runs every scenario of the job. A VM that ends during a scenario
 // (panic, oops, lockup, QEMU gone), in which a scenario hangs, or whose
 // kernel reported something during a scenario is not trusted further: the
-// scenarios after that one run in a fresh VM. A VM
-// that ends before its first scenario starts ends the run: the scenarios
-// left get its verdict, with the end of its console in the reason. Every
-// VM consumes at least one scenario, so there are at most as many VMs as
+// scenarios after that one run in a fresh VM. A VM that ends before its
+// first scenario starts ends the run: the scenarios left get its verdict,
+// with the end of its console in the reason. Every VM consumes at least
+// one scenario, so there are at most as many VMs as
 // scenarios.
 func Run(ctx context.Context, job Job) (*Outcome, error) {
 	return run(ctx, job, bootVM)
@@ -292,9 +292,9 @@ type judgement struct {
 
 // judge turns the events and the VM result into results. A scenario the VM
 // ended in, whose guest verdict is HANG, or during which the kernel
-// reported something, is the last one this VM decides; when no scenario started at all, every pending scenario takes
-// the VM's verdict (the kernel does not boot to a scenario, and another VM
-// would not either).
+// reported something, is the last one this VM decides; when no scenario
+// started at all, every pending scenario takes the VM's verdict (the
+// kernel does not boot to a scenario, and another VM would not either).
 func judge(pending []scenarios.Scenario, evs []events.Event, vm *vmtest.Result, vmlinux string) judgement {
 	tr := map[string]*track{}
 	anyStarted := false

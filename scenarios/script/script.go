@@ -24,8 +24,9 @@
 //	end
 //
 // An outcome is ok, an errno name (EIO, EPERM, ...), alternatives
-// (ok|ENOMEM), or any (whatever happens, for steps racing each other). A conditional outcome picks by a claim of
-// the kernel under test. Without "=>", a step must give ok. Arguments are
+// (ok|ENOMEM), or any (whatever happens, for steps racing each other). A
+// conditional outcome picks by a claim of the kernel under test. Without
+// "=>", a step must give ok. Arguments are
 // words or double-quoted strings (Go escapes); "$name" refers to a value a
 // previous step stored with as=name.
 //
