@@ -82,8 +82,7 @@ type vmRun func(ctx context.Context, job Job, pending []scenarios.Scenario, cons
 // scenarios after that one run in a fresh VM. A VM that ends before its
 // first scenario starts ends the run: the scenarios left get its verdict,
 // with the end of its console in the reason. Every VM consumes at least
-// one scenario, so there are at most as many VMs as
-// scenarios.
+// one scenario, so there are at most as many VMs as scenarios.
 func Run(ctx context.Context, job Job) (*Outcome, error) {
 	return run(ctx, job, bootVM)
 }

@@ -204,7 +204,10 @@ func (r *runner) step(ctx context.Context, st *script.Step) error {
 	switch st.Op {
 	case "repeat":
 		n, _ := strconv.Atoi(st.Args[0])
-		counter, _ := strings.CutPrefix(strings.Join(st.Args[1:], ""), "as=")
+		counter := "" // repeat N as=VAR: the parser allows this one flag
+		if len(st.Args) > 1 {
+			counter = strings.TrimPrefix(st.Args[1], "as=")
+		}
 		for i := 0; i < n; i++ {
 			if counter != "" {
 				r.mu.Lock()

@@ -365,9 +365,12 @@ func (sc *Scope) checkFlags(st *Step, flags []string) error {
 			declared[name] = true
 		}
 	case "repeat":
+		if len(flags) > 1 {
+			return errors.New("want at most one flag, as=VAR")
+		}
 		for _, f := range flags {
-			if v, ok := strings.CutPrefix(f, "as="); !ok || !nameRe().MatchString(v) || len(flags) > 1 {
-				return fmt.Errorf("unknown flag %q (want one as=VAR)", f)
+			if v, ok := strings.CutPrefix(f, "as="); !ok || !nameRe().MatchString(v) {
+				return fmt.Errorf("unknown flag %q (want as=VAR)", f)
 			}
 		}
 	case "restart":
