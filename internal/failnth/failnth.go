@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,8 +33,13 @@ const debugfs = "/sys/kernel/debug"
 
 // Setup prepares failslab for Do: injected failures hit sleeping
 // allocations too (ignore-gfp-wait N) and print one line (verbose 1). It
-// mounts debugfs if it is not mounted. Calling it again does no harm.
-func Setup() error {
+// mounts debugfs if it is not mounted. The work is done once per process;
+// later calls return the first answer.
+func Setup() error { return setupOnce() }
+
+var setupOnce = sync.OnceValue(setup)
+
+func setup() error {
 	if _, err := os.Stat("/proc/thread-self/fail-nth"); err != nil {
 		return fmt.Errorf("%w: /proc/thread-self/fail-nth: %v", ErrUnavailable, err)
 	}
