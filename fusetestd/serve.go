@@ -342,15 +342,17 @@ func (d *daemon) answer(req []byte, h fuseabi.InHeader, out []byte) {
 		d.log.Printf("%v request %d not handled: %v", h.Opcode, h.Unique, st)
 		n = len(fuseabi.AppendOutHeader(out[:0], fuseabi.OutHeaderSize, -int32(syscall.EIO), h.Unique))
 	}
+	// Counted before the reply goes out: a client that has its answer
+	// and asks for the status must find the request counted.
+	d.mu.Lock()
+	d.served[h.Opcode]++
+	d.mu.Unlock()
 	if n > 0 {
 		if _, err := unix.Write(d.dev, out[:n]); err != nil && err != unix.ENOENT {
 			// ENOENT: the request was interrupted or aborted meanwhile.
 			d.log.Printf("reply to %v request %d: %v", h.Opcode, h.Unique, err)
 		}
 	}
-	d.mu.Lock()
-	d.served[h.Opcode]++
-	d.mu.Unlock()
 }
 
 // releaseHeld stops holding op (every opcode when all) and answers what was

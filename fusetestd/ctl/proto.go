@@ -126,7 +126,8 @@ type Status struct {
 	// success, "-" when not sent: this generation answered INIT itself).
 	ResendErrno string `json:"resend_errno"`
 	// Served counts the requests answered (or, for FORGET, consumed), by
-	// opcode name.
+	// opcode name; a request is counted before its reply is written, so
+	// whoever has the reply finds it counted.
 	Served map[string]uint64 `json:"served"`
 	// Held counts the requests read and held unanswered, by opcode name.
 	Held map[string]int `json:"held"`
