@@ -372,8 +372,19 @@ func TestRepeatsAndIsolate(t *testing.T) {
 func TestInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	f := &fake{during: func(_ context.Context, job execute.Job) {
+	var f *fake
+	f = &fake{during: func(_ context.Context, job execute.Job) {
 		if strings.HasSuffix(job.Kernel, "-b") {
+			// v-c is prepared while v-b's VM runs; the interrupt comes
+			// after that (without waiting, it sometimes came first).
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				f.mu.Lock()
+				prepared := slices.Contains(f.events, "prepare v-c")
+				f.mu.Unlock()
+				if prepared {
+					break
+				}
+			}
 			cancel()
 		}
 	}}
